@@ -1,0 +1,22 @@
+//! # logferry-testkit (dev-only)
+//!
+//! Test doubles that speak the real wire protocols, so that logferry's tests
+//! talk to them with the real clients (`kube`, `elasticsearch`) over real HTTP:
+//!
+//! * [`elasticsearch`]: an HTTP server that behaves like Elasticsearch 8.x for
+//!   everything logferry uses (bulk API, templates, search/count), with fault
+//!   injection. It is a *double*, not Elasticsearch.
+//! * [`kubernetes`]: an HTTP server that speaks the Kubernetes list/watch
+//!   protocol for pods and namespaces, with fault injection. A *double*, not an
+//!   API server.
+//! * [`writer`]: a container-runtime stand-in that writes CRI-framed lines into a
+//!   kubelet-style log tree and rotates them the way kubelet does.
+//!
+//! Nothing here is shipped in the logferry image.
+
+#[cfg(feature = "elasticsearch")]
+pub mod elasticsearch;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
+#[cfg(feature = "writer")]
+pub mod writer;
