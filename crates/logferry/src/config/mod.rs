@@ -1,0 +1,679 @@
+//! logferry's configuration file: YAML, read in full, every problem reported
+//! with its key path, then turned into each library's typed configuration.
+//!
+//! The keys and defaults are the contract in the README's configuration
+//! reference (and `SPEC.md`). `${VAR}` and `${VAR:-default}` are expanded from
+//! the environment before parsing; unknown keys are errors.
+
+mod convert;
+pub mod reader;
+
+pub use convert::{to_document_options, to_elasticsearch_config, to_tail_config};
+
+use logferry_core::Level;
+use reader::{expand_env, Problem, Problems, Section};
+use regex::Regex;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What to read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SourceMode {
+    /// kubelet's `/var/log/pods` + `/var/log/containers` layout.
+    Kubernetes,
+    /// Plain files under glob patterns (sidecar, plain hosts).
+    Files,
+}
+
+/// Where to start in files found without a checkpoint at the first start.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReadFrom {
+    /// From the first byte.
+    Beginning,
+    /// From the current end.
+    End,
+}
+
+/// Document schema.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Schema {
+    /// Elastic Common Schema.
+    Ecs,
+    /// What Fluentd's kubernetes_metadata filter wrote.
+    Fluentd,
+}
+
+/// `source.multiline`.
+#[derive(Clone, Debug)]
+pub struct Multiline {
+    /// A line matching this starts a new record.
+    pub start_pattern: Option<Regex>,
+    /// A line matching this continues the previous record.
+    pub continuation_pattern: Option<Regex>,
+    /// A pending record is flushed after this long without a new line.
+    pub flush_timeout: Duration,
+}
+
+/// `source`.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// `kubernetes` or `files`.
+    pub mode: SourceMode,
+    /// kubelet's pod log directory.
+    pub pods_dir: PathBuf,
+    /// kubelet's container symlink directory.
+    pub containers_dir: PathBuf,
+    /// Files mode: glob patterns.
+    pub paths: Vec<String>,
+    /// Globs on `namespace/pod/container` that are read.
+    pub include: Vec<String>,
+    /// Globs on `namespace/pod/container` that are not shipped.
+    pub exclude: Vec<String>,
+    /// Start position for files found without checkpoint at first start.
+    pub read_from: ReadFrom,
+    /// Skip records older than this on the first read of a file.
+    pub lookback: Option<Duration>,
+    /// Longer records are truncated and flagged (bytes).
+    pub max_record_bytes: u64,
+    /// Multiline joining.
+    pub multiline: Option<Multiline>,
+    /// Safety-net rescan period.
+    pub rescan_interval: Duration,
+    /// Open file descriptor bound.
+    pub max_open_files: usize,
+    /// Deleted-but-unread files held open, at most.
+    pub max_deleted_files: usize,
+    /// Unread bytes in held-open deleted files, at most.
+    pub max_deleted_bytes: u64,
+}
+
+/// `kubernetes`.
+#[derive(Clone, Debug)]
+pub struct Kubernetes {
+    /// Whether to watch the API at all.
+    pub enabled: bool,
+    /// How long a deleted pod's metadata is kept after its files are done.
+    pub metadata_grace: Duration,
+    /// Pod / namespace annotation whose value `"true"` opts out.
+    pub exclude_annotation: String,
+    /// Pod annotation keys (globs) copied into documents.
+    pub annotation_allowlist: Vec<String>,
+    /// How long a file whose pod is unknown waits for the pod.
+    pub lookup_wait: Duration,
+}
+
+/// `elasticsearch.auth`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// HTTP basic, password read from a file.
+    Basic {
+        /// User name.
+        username: String,
+        /// File holding the password.
+        password_file: PathBuf,
+    },
+    /// `Authorization: ApiKey <file content>`.
+    ApiKey {
+        /// File holding the encoded API key.
+        api_key_file: PathBuf,
+    },
+    /// `Authorization: Bearer <file content>`.
+    Bearer {
+        /// File holding the token.
+        token_file: PathBuf,
+    },
+}
+
+/// `elasticsearch.tls`.
+#[derive(Clone, Debug, Default)]
+pub struct Tls {
+    /// PEM CA bundle.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate.
+    pub cert_file: Option<PathBuf>,
+    /// PEM client key.
+    pub key_file: Option<PathBuf>,
+    /// Accept any server certificate (explicit opt-in).
+    pub insecure_skip_verify: bool,
+}
+
+/// Where documents go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// An index name template (strftime + `{field.path}`).
+    Index(String),
+    /// A data stream `<type>-<dataset>-<namespace>`.
+    DataStream {
+        /// `logs`.
+        kind: String,
+        /// e.g. `kubernetes`.
+        dataset: String,
+        /// e.g. `default`.
+        namespace: String,
+    },
+}
+
+/// `elasticsearch`.
+#[derive(Clone, Debug)]
+pub struct Elasticsearch {
+    /// Base URLs.
+    pub endpoints: Vec<String>,
+    /// Index or data stream.
+    pub target: Target,
+    /// Credentials.
+    pub auth: Option<Auth>,
+    /// TLS settings.
+    pub tls: Option<Tls>,
+    /// Records per bulk request, at most.
+    pub batch_max_events: usize,
+    /// Bulk body bytes, at most.
+    pub batch_max_bytes: u64,
+    /// A partial batch is sent after this long.
+    pub batch_timeout: Duration,
+    /// Bulk requests in flight.
+    pub concurrency: usize,
+    /// gzip request bodies.
+    pub gzip: bool,
+    /// First retry delay.
+    pub initial_backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Index for non-retryable item errors.
+    pub dead_letter_index: String,
+    /// Document schema.
+    pub schema: Schema,
+    /// Install the index / data stream template at start.
+    pub install_template: bool,
+}
+
+/// `airflow`.
+#[derive(Clone, Debug)]
+pub struct Airflow {
+    /// Whether Airflow worker records get `log_id` and `offset`.
+    pub enabled: bool,
+    /// Python `str.format` template of Airflow's `log_id`.
+    pub log_id_template: String,
+}
+
+/// The whole, validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This node's name (`spec.nodeName` of the pods to watch, `host.name`).
+    pub node_name: String,
+    /// Checkpoints and the dead-letter file live here.
+    pub data_dir: PathBuf,
+    /// What to read.
+    pub source: Source,
+    /// Pod metadata.
+    pub kubernetes: Kubernetes,
+    /// Drop records below this level (records without a level are kept).
+    pub min_level: Option<Level>,
+    /// The Elasticsearch sink; `None` means the stdout sink.
+    pub elasticsearch: Option<Elasticsearch>,
+    /// Airflow log_id / offset.
+    pub airflow: Airflow,
+    /// Admin HTTP listen address.
+    pub listen: SocketAddr,
+    /// Bound on the SIGTERM drain.
+    pub drain_timeout: Duration,
+}
+
+/// A configuration that could not be used: every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration {}: {} problem(s)", .path.display(), .problems.len())]
+pub struct ConfigError {
+    /// The file read.
+    pub path: PathBuf,
+    /// Every problem, in document order of discovery.
+    pub problems: Vec<Problem>,
+}
+
+impl Config {
+    /// Reads, expands and validates the file at `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] listing every problem (unreadable file, YAML syntax,
+    /// unknown keys, wrong types, missing values, invalid values).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let fail = |problems: Vec<Problem>| ConfigError {
+            path: path.to_owned(),
+            problems,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            fail(vec![Problem {
+                path: "(file)".into(),
+                message: format!("cannot read {}: {e}", path.display()),
+            }])
+        })?;
+        Config::parse(&text, |k| std::env::var(k).ok()).map_err(fail)
+    }
+
+    /// Parses configuration text; `env` resolves `${VAR}` references.
+    ///
+    /// # Errors
+    /// Every problem found, each with its key path.
+    pub fn parse(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<Problem>> {
+        let mut p = Problems::default();
+        let expanded = expand_env(text, &env, &mut p);
+        let doc: serde_yaml::Value = match serde_yaml::from_str(&expanded) {
+            Ok(v) => v,
+            Err(e) => {
+                p.push("(yaml)", e.to_string());
+                return Err(p.0);
+            }
+        };
+        let config = read_config(&doc, &env, &mut p);
+        if p.0.is_empty() {
+            Ok(config)
+        } else {
+            Err(p.0)
+        }
+    }
+}
+
+fn read_config(doc: &serde_yaml::Value, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Config {
+    let mut root = Section::root(doc, p);
+    let node_name = root
+        .string("node_name", p)
+        .filter(|s| !s.is_empty())
+        .or_else(|| env("NODE_NAME").filter(|s| !s.is_empty()))
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
+        .unwrap_or_default();
+    let data_dir = root
+        .string("data_dir", p)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/logferry"));
+
+    let source = read_source(root.section("source", p), p);
+    let kubernetes = read_kubernetes(root.section("kubernetes", p), p);
+    let mut filter = root.section("filter", p);
+    let min_level = filter.get("min_level", p, |v| {
+        let s = v.as_str().unwrap_or_default();
+        Level::parse(s.as_bytes())
+            .ok_or_else(|| format!("expected one of trace | debug | info | warn | error | fatal, got {s:?}"))
+    });
+    filter.finish(p);
+    let es = root.section("elasticsearch", p);
+    let elasticsearch = es.is_present().then(|| read_elasticsearch(es, p));
+    let mut af = root.section("airflow", p);
+    let airflow = Airflow {
+        enabled: af.boolean("enabled", p).unwrap_or(false),
+        log_id_template: af
+            .get("log_id_template", p, |v| {
+                let s = v.as_str().ok_or("expected a string")?;
+                check_log_id_template(s).map(|()| s.to_owned())
+            })
+            .unwrap_or_else(|| "{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}".into()),
+    };
+    af.finish(p);
+    let mut server = root.section("server", p);
+    let listen = server
+        .get("listen", p, |v| {
+            let s = v.as_str().ok_or("expected an address like \"0.0.0.0:2020\"")?;
+            s.parse::<SocketAddr>()
+                .map_err(|_| format!("expected an address like \"0.0.0.0:2020\", got {s:?}"))
+        })
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 2020)));
+    server.finish(p);
+    let mut shutdown = root.section("shutdown", p);
+    let drain_timeout = shutdown
+        .duration("drain_timeout", p)
+        .unwrap_or(Duration::from_secs(20));
+    shutdown.finish(p);
+    root.finish(p);
+
+    if source.mode == SourceMode::Kubernetes && kubernetes.enabled && node_name.is_empty() {
+        p.push(
+            "node_name",
+            "required in kubernetes mode: set it, or the NODE_NAME environment variable",
+        );
+    }
+    Config {
+        node_name,
+        data_dir,
+        source,
+        kubernetes,
+        min_level,
+        elasticsearch,
+        airflow,
+        listen,
+        drain_timeout,
+    }
+}
+
+fn check_globs(section: &Section<'_>, key: &str, globs: &[String], p: &mut Problems) {
+    for (i, g) in globs.iter().enumerate() {
+        if let Err(e) = globset::Glob::new(g) {
+            p.push(&format!("{}[{i}]", section.path_of(key)), format!("invalid glob {g:?}: {e}"));
+        }
+    }
+}
+
+fn regex_value(v: &serde_yaml::Value) -> Result<Regex, String> {
+    let s = v.as_str().ok_or("expected a regular expression string")?;
+    Regex::new(s).map_err(|e| format!("invalid regular expression: {e}"))
+}
+
+fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
+    let mode = s
+        .choice("mode", p, &[("kubernetes", SourceMode::Kubernetes), ("files", SourceMode::Files)])
+        .unwrap_or(SourceMode::Kubernetes);
+    let paths = s.strings("paths", p).unwrap_or_default();
+    if mode == SourceMode::Files && paths.is_empty() {
+        p.push(&s.path_of("paths"), "required when source.mode is files: at least one glob");
+    }
+    check_globs(&s, "paths", &paths, p);
+    let include = s.strings("include", p).unwrap_or_else(|| vec!["*/*/*".into()]);
+    check_globs(&s, "include", &include, p);
+    let exclude = s.strings("exclude", p).unwrap_or_default();
+    check_globs(&s, "exclude", &exclude, p);
+    let lookback_path = s.path_of("lookback");
+    let lookback = match s.raw("lookback") {
+        None => None,
+        Some(serde_yaml::Value::String(v)) => match reader::parse_duration(v) {
+            Ok(d) => Some(d),
+            Err(m) => {
+                p.push(&lookback_path, m);
+                None
+            }
+        },
+        Some(other) => {
+            p.push(&lookback_path, format!("expected a duration like \"P1D\" or null, got {other:?}"));
+            None
+        }
+    };
+    let mut ml = s.section("multiline", p);
+    let multiline = if ml.is_present() {
+        let start_pattern = ml.get("start_pattern", p, regex_value);
+        let continuation_pattern = ml.get("continuation_pattern", p, regex_value);
+        let flush_timeout = ml.duration("flush_timeout", p).unwrap_or(Duration::from_secs(1));
+        if start_pattern.is_none() && continuation_pattern.is_none() {
+            p.push(
+                &ml.path_of("start_pattern"),
+                "multiline needs start_pattern or continuation_pattern",
+            );
+        }
+        Some(Multiline {
+            start_pattern,
+            continuation_pattern,
+            flush_timeout,
+        })
+    } else {
+        None
+    };
+    ml.finish(p);
+    let source = Source {
+        mode,
+        pods_dir: s.string("pods_dir", p).map(PathBuf::from).unwrap_or_else(|| "/var/log/pods".into()),
+        containers_dir: s
+            .string("containers_dir", p)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/var/log/containers".into()),
+        paths,
+        include,
+        exclude,
+        read_from: s
+            .choice("read_from", p, &[("beginning", ReadFrom::Beginning), ("end", ReadFrom::End)])
+            .unwrap_or(ReadFrom::Beginning),
+        lookback,
+        max_record_bytes: s.size("max_record_bytes", p).unwrap_or(1 << 20),
+        multiline,
+        rescan_interval: s.duration("rescan_interval", p).unwrap_or(Duration::from_secs(10)),
+        max_open_files: s.positive("max_open_files", p).unwrap_or(1024),
+        max_deleted_files: s.positive("max_deleted_files", p).unwrap_or(256),
+        max_deleted_bytes: s.size("max_deleted_bytes", p).unwrap_or(10 << 30),
+    };
+    if source.max_record_bytes < 1024 {
+        p.push(&s.path_of("max_record_bytes"), "must be at least 1KiB");
+    }
+    s.finish(p);
+    source
+}
+
+fn read_kubernetes(mut s: Section<'_>, p: &mut Problems) -> Kubernetes {
+    let k = Kubernetes {
+        enabled: s.boolean("enabled", p).unwrap_or(true),
+        metadata_grace: s.duration("metadata_grace", p).unwrap_or(Duration::from_secs(300)),
+        exclude_annotation: s
+            .string("exclude_annotation", p)
+            .unwrap_or_else(|| "logferry.io/exclude".into()),
+        annotation_allowlist: s.strings("annotation_allowlist", p).unwrap_or_default(),
+        lookup_wait: s.duration("lookup_wait", p).unwrap_or(Duration::from_secs(2)),
+    };
+    check_globs(&s, "annotation_allowlist", &k.annotation_allowlist, p);
+    s.finish(p);
+    k
+}
+
+fn read_elasticsearch(mut s: Section<'_>, p: &mut Problems) -> Elasticsearch {
+    let endpoints = s.strings("endpoints", p).unwrap_or_default();
+    if endpoints.is_empty() {
+        p.push(&s.path_of("endpoints"), "required: at least one URL like \"http://127.0.0.1:9200\"");
+    }
+    for (i, e) in endpoints.iter().enumerate() {
+        let ok = (e.starts_with("http://") || e.starts_with("https://"))
+            && e.split("://").nth(1).is_some_and(|h| !h.is_empty());
+        if !ok {
+            p.push(
+                &format!("{}[{i}]", s.path_of("endpoints")),
+                format!("expected an http:// or https:// URL, got {e:?}"),
+            );
+        }
+    }
+    let index = s.string("index", p);
+    let mut ds = s.section("data_stream", p);
+    let target = if ds.is_present() {
+        if index.is_some() {
+            p.push(&s.path_of("data_stream"), "set either index or data_stream, not both");
+        }
+        Target::DataStream {
+            kind: ds.string("type", p).unwrap_or_else(|| "logs".into()),
+            dataset: ds.string("dataset", p).unwrap_or_else(|| "kubernetes".into()),
+            namespace: ds.string("namespace", p).unwrap_or_else(|| "default".into()),
+        }
+    } else {
+        Target::Index(index.unwrap_or_else(|| "logs-k8s-%Y.%m.%d".into()))
+    };
+    ds.finish(p);
+    let mut a = s.section("auth", p);
+    let auth = if a.is_present() {
+        let username = a.string("username", p);
+        let password_file = a.string("password_file", p).map(PathBuf::from);
+        let api_key_file = a.string("api_key_file", p).map(PathBuf::from);
+        let token_file = a.string("bearer_token_file", p).map(PathBuf::from);
+        match (username, password_file, api_key_file, token_file) {
+            (Some(username), Some(password_file), None, None) => Some(Auth::Basic { username, password_file }),
+            (None, None, Some(api_key_file), None) => Some(Auth::ApiKey { api_key_file }),
+            (None, None, None, Some(token_file)) => Some(Auth::Bearer { token_file }),
+            (Some(_), None, None, None) => {
+                p.push(&a.path_of("password_file"), "required with username: a file holding the password");
+                None
+            }
+            (None, Some(_), None, None) => {
+                p.push(&a.path_of("username"), "required with password_file");
+                None
+            }
+            _ => {
+                p.push(
+                    &s.path_of("auth"),
+                    "expected exactly one of {username, password_file} | {api_key_file} | {bearer_token_file}",
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    a.finish(p);
+    let mut t = s.section("tls", p);
+    let tls = t.is_present().then(|| Tls {
+        ca_file: t.string("ca_file", p).map(PathBuf::from),
+        cert_file: t.string("cert_file", p).map(PathBuf::from),
+        key_file: t.string("key_file", p).map(PathBuf::from),
+        insecure_skip_verify: t.boolean("insecure_skip_verify", p).unwrap_or(false),
+    });
+    if let Some(tls) = &tls {
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            p.push(&t.path_of("key_file"), "cert_file and key_file go together");
+        }
+    }
+    t.finish(p);
+    let mut b = s.section("batch", p);
+    let batch_max_events = b.positive("max_events", p).unwrap_or(1000);
+    let batch_max_bytes = b.size("max_bytes", p).unwrap_or(5 << 20);
+    let batch_timeout = b.duration("timeout", p).unwrap_or(Duration::from_secs(1));
+    b.finish(p);
+    let mut r = s.section("retry", p);
+    let initial_backoff = r.duration("initial_backoff", p).unwrap_or(Duration::from_millis(100));
+    let max_backoff = r.duration("max_backoff", p).unwrap_or(Duration::from_secs(30));
+    if max_backoff < initial_backoff {
+        p.push(&r.path_of("max_backoff"), "must not be smaller than initial_backoff");
+    }
+    r.finish(p);
+    let e = Elasticsearch {
+        endpoints,
+        target,
+        auth,
+        tls,
+        batch_max_events,
+        batch_max_bytes,
+        batch_timeout,
+        concurrency: s.positive("concurrency", p).unwrap_or(4),
+        gzip: s
+            .choice("compression", p, &[("gzip", true), ("none", false)])
+            .unwrap_or(true),
+        initial_backoff,
+        max_backoff,
+        request_timeout: s.duration("request_timeout", p).unwrap_or(Duration::from_secs(60)),
+        dead_letter_index: s
+            .string("dead_letter_index", p)
+            .unwrap_or_else(|| "logferry-dead-letter".into()),
+        schema: s
+            .choice("schema", p, &[("ecs", Schema::Ecs), ("fluentd", Schema::Fluentd)])
+            .unwrap_or(Schema::Ecs),
+        install_template: s.boolean("install_template", p).unwrap_or(true),
+    };
+    s.finish(p);
+    e
+}
+
+/// Placeholders a `log_id_template` may use (Airflow's `_render_log_id`).
+pub const LOG_ID_FIELDS: &[&str] = &[
+    "dag_id",
+    "task_id",
+    "run_id",
+    "map_index",
+    "try_number",
+    "logical_date",
+    "execution_date",
+];
+
+fn check_log_id_template(t: &str) -> Result<(), String> {
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!("unclosed {{ in {t:?}"));
+        };
+        let name = &rest[open + 1..open + close];
+        if !LOG_ID_FIELDS.contains(&name) {
+            return Err(format!(
+                "unknown placeholder {{{name}}}; known: {}",
+                LOG_ID_FIELDS.join(", ")
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        Config::parse(text, |k| match k {
+            "NODE_NAME" => Some("node-1".into()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = parse("{}").unwrap();
+        assert_eq!(c.node_name, "node-1");
+        assert_eq!(c.source.mode, SourceMode::Kubernetes);
+        assert_eq!(c.source.pods_dir, PathBuf::from("/var/log/pods"));
+        assert_eq!(c.source.lookback, None);
+        assert!(c.elasticsearch.is_none(), "no elasticsearch section means the stdout sink");
+        assert_eq!(c.listen.port(), 2020);
+        assert_eq!(c.kubernetes.metadata_grace, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn full_elasticsearch_section() {
+        let c = parse(
+            r#"
+elasticsearch:
+  endpoints: ["http://a:9200", "https://b:9200"]
+  data_stream: {type: logs, dataset: kubernetes, namespace: prod}
+  auth: {username: elastic, password_file: /run/secrets/pw}
+  batch: {max_events: 500, max_bytes: 2MiB, timeout: 250ms}
+  compression: none
+  schema: fluentd
+source:
+  lookback: P1D
+  multiline: {start_pattern: '^\d{4}-', flush_timeout: 2s}
+filter: {min_level: info}
+"#,
+        )
+        .unwrap();
+        let e = c.elasticsearch.unwrap();
+        assert_eq!(e.endpoints.len(), 2);
+        assert!(matches!(e.target, Target::DataStream { ref namespace, .. } if namespace == "prod"));
+        assert!(matches!(e.auth, Some(Auth::Basic { .. })));
+        assert_eq!(e.batch_max_bytes, 2 * 1024 * 1024);
+        assert_eq!(e.batch_timeout, Duration::from_millis(250));
+        assert!(!e.gzip);
+        assert_eq!(e.schema, Schema::Fluentd);
+        assert_eq!(c.source.lookback, Some(Duration::from_secs(86_400)));
+        assert!(c.source.multiline.is_some());
+        assert_eq!(c.min_level, Some(Level::Info));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key_path() {
+        let problems = parse(
+            r#"
+source:
+  mode: files
+  max_record_bytes: huge
+  colour: blue
+elasticsearch:
+  batch: {max_bytes: five}
+  concurrency: "4"
+"#,
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert!(paths.contains(&"source.paths"), "{problems:?}");
+        assert!(paths.contains(&"source.max_record_bytes"), "{problems:?}");
+        assert!(paths.contains(&"source.colour"), "{problems:?}");
+        assert!(paths.contains(&"elasticsearch.endpoints"), "{problems:?}");
+        assert!(paths.contains(&"elasticsearch.batch.max_bytes"), "{problems:?}");
+        assert!(paths.contains(&"elasticsearch.concurrency"), "{problems:?}");
+        let size = problems.iter().find(|p| p.path == "elasticsearch.batch.max_bytes").unwrap();
+        assert_eq!(size.message, "expected a size like \"5MiB\", got \"five\"");
+    }
+
+    #[test]
+    fn log_id_template_placeholders_are_checked() {
+        assert!(parse("airflow: {log_id_template: '{dag_id}_{task}'}").is_err());
+        assert!(parse("airflow: {log_id_template: '{dag_id}_{task_id}_{run_id}_{map_index}_{try_number}'}").is_ok());
+    }
+}

@@ -1,0 +1,196 @@
+//! The enrichment stage: attaches pod metadata to every batch, applies the
+//! include/exclude globs, the exclude annotation and `min_level`, and
+//! acknowledges what it drops.
+//!
+//! Metadata is looked up once per file and cached (`Arc<PodMeta>`), then
+//! refreshed in the background every [`REFRESH`]. A file whose pod is not in the
+//! store yet waits (up to `kubernetes.lookup_wait`) without holding up other
+//! files: its batches queue while its lookup runs, everything else flows.
+
+use crate::filter::{retain_min_level, Selector};
+use crate::metrics::Metrics;
+use futures::stream::{FuturesUnordered, StreamExt};
+use logferry_core::{Acker, Level, PodMeta, RecordBatch, SourceId};
+use logferry_kube::{Lookup, PathOnlyReason, PodStore};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How often cached metadata of an open file is looked up again (labels
+/// change, IPs get assigned, pods get deleted).
+pub const REFRESH: Duration = Duration::from_secs(2);
+
+/// What happens to a file's records.
+#[derive(Clone)]
+enum Decision {
+    /// Ship with this metadata (`None` in files mode); the label says why it is path-only.
+    Ship(Option<Arc<PodMeta>>, Option<&'static str>),
+    Drop(&'static str),
+}
+
+struct Entry {
+    decision: Decision,
+    looked_up: Instant,
+    refreshing: bool,
+}
+
+/// Cache entries of files that sent nothing for this long are forgotten.
+const IDLE_EVICT: Duration = Duration::from_secs(300);
+
+type LookupFuture = Pin<Box<dyn Future<Output = (SourceId, Decision)> + Send>>;
+
+/// The enrichment stage's fixed inputs.
+pub struct Enricher {
+    /// The pod store; `None` when Kubernetes metadata is disabled or in files mode.
+    pub store: Option<PodStore>,
+    /// Include/exclude globs.
+    pub selector: Selector,
+    /// Drop records below this level.
+    pub min_level: Option<Level>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+fn reason_label(r: &PathOnlyReason) -> &'static str {
+    match r {
+        PathOnlyReason::ApiUnavailable => "api_unavailable",
+        PathOnlyReason::PodUnknown => "pod_unknown",
+        PathOnlyReason::UidMismatch => "uid_mismatch",
+        PathOnlyReason::Expired => "expired",
+    }
+}
+
+impl Enricher {
+    fn decide_without_api(&self, batch: &RecordBatch) -> Option<Decision> {
+        let source = &batch.source;
+        match &source.kube {
+            Some(path) => {
+                if !self.selector.accepts(&path.namespace, &path.pod_name, &path.container) {
+                    return Some(Decision::Drop("excluded"));
+                }
+                if self.store.is_none() {
+                    let meta = PodMeta::from_path(path, source.container_id.as_deref());
+                    return Some(Decision::Ship(Some(Arc::new(meta)), Some("disabled")));
+                }
+                None
+            }
+            // Files mode: no pod to speak of.
+            None => Some(Decision::Ship(None, None)),
+        }
+    }
+
+    fn lookup(&self, batch: &RecordBatch) -> LookupFuture {
+        let store = self.store.clone().expect("lookup only with a store");
+        let source = batch.source.clone();
+        Box::pin(async move {
+            let path = source.kube.as_ref().expect("lookup only for kubernetes files");
+            let decision = match store.lookup(path, source.container_id.as_deref()).await {
+                Lookup::Found(meta) => Decision::Ship(Some(meta), None),
+                Lookup::Excluded => Decision::Drop("excluded"),
+                Lookup::PathOnly(meta, reason) => Decision::Ship(Some(meta), Some(reason_label(&reason))),
+            };
+            (source.id, decision)
+        })
+    }
+
+    /// Applies a decision to a batch and forwards it (or acknowledges it when
+    /// nothing is left to ship). Returns `false` when the output is closed.
+    async fn apply(
+        &self,
+        decision: &Decision,
+        mut batch: RecordBatch,
+        out: &mpsc::Sender<RecordBatch>,
+        acker: &Acker,
+    ) -> bool {
+        match decision {
+            Decision::Drop(reason) => {
+                self.metrics
+                    .dropped_records
+                    .with_label_values(&[reason])
+                    .inc_by(batch.records.len() as u64);
+                acker.ack(batch.ack);
+                true
+            }
+            Decision::Ship(meta, missing) => {
+                if let Some(min) = self.min_level {
+                    let dropped = retain_min_level(&mut batch.records, min);
+                    if dropped > 0 {
+                        self.metrics
+                            .dropped_records
+                            .with_label_values(&["min_level"])
+                            .inc_by(dropped as u64);
+                    }
+                }
+                if batch.records.is_empty() {
+                    acker.ack(batch.ack);
+                    return true;
+                }
+                if let Some(reason) = missing {
+                    self.metrics
+                        .records_without_metadata
+                        .with_label_values(&[reason])
+                        .inc_by(batch.records.len() as u64);
+                }
+                batch.meta = meta.clone();
+                out.send(batch).await.is_ok()
+            }
+        }
+    }
+
+    /// Runs until `input` closes and every queued batch was forwarded.
+    pub async fn run(
+        self,
+        mut input: mpsc::Receiver<RecordBatch>,
+        out: mpsc::Sender<RecordBatch>,
+        acker: Acker,
+    ) {
+        let mut cache: HashMap<SourceId, Entry> = HashMap::new();
+        let mut waiting: HashMap<SourceId, VecDeque<RecordBatch>> = HashMap::new();
+        let mut lookups: FuturesUnordered<LookupFuture> = FuturesUnordered::new();
+        let mut input_open = true;
+        let mut sweep = tokio::time::interval(IDLE_EVICT);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while input_open || !lookups.is_empty() {
+            tokio::select! {
+                batch = input.recv(), if input_open => {
+                    let Some(batch) = batch else { input_open = false; continue };
+                    let id = batch.source.id;
+                    if let Some(queue) = waiting.get_mut(&id) {
+                        queue.push_back(batch);
+                        continue;
+                    }
+                    if let Some(entry) = cache.get_mut(&id) {
+                        if entry.looked_up.elapsed() >= REFRESH && !entry.refreshing && self.store.is_some() && batch.source.kube.is_some() {
+                            entry.refreshing = true;
+                            lookups.push(self.lookup(&batch));
+                        }
+                        let decision = entry.decision.clone();
+                        if !self.apply(&decision, batch, &out, &acker).await { return; }
+                        continue;
+                    }
+                    if let Some(decision) = self.decide_without_api(&batch) {
+                        cache.insert(id, Entry { decision: decision.clone(), looked_up: Instant::now(), refreshing: false });
+                        if !self.apply(&decision, batch, &out, &acker).await { return; }
+                        continue;
+                    }
+                    lookups.push(self.lookup(&batch));
+                    waiting.entry(id).or_default().push_back(batch);
+                }
+                _ = sweep.tick() => {
+                    cache.retain(|_, e| e.refreshing || e.looked_up.elapsed() < IDLE_EVICT);
+                }
+                Some((id, decision)) = lookups.next(), if !lookups.is_empty() => {
+                    cache.insert(id, Entry { decision: decision.clone(), looked_up: Instant::now(), refreshing: false });
+                    if let Some(queue) = waiting.remove(&id) {
+                        for batch in queue {
+                            if !self.apply(&decision, batch, &out, &acker).await { return; }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The daemon's Prometheus metrics.
+//!
+//! Names follow `logferry_<subsystem>_<name>_<unit>[_total]`; label values
+//! come from closed sets only (never a path, pod, index or error text). The
+//! libraries report through their events traits (`TailEvents`, `KubeEvents`,
+//! `ForwarderEvents`), implemented in `events.rs` on top of these metrics;
+//! they are called per batch or per event, never per line.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every metric the daemon exports, registered in one [`Registry`].
+pub struct Metrics {
+    registry: Registry,
+    /// Files currently open.
+    pub tail_files_open: IntGauge,
+    /// Deleted or rotated-away files held open to be drained.
+    pub tail_deleted_files_open: IntGauge,
+    /// Bytes read from log files.
+    pub tail_read_bytes: IntCounter,
+    /// Records decoded.
+    pub tail_read_records: IntCounter,
+    /// Lines shipped raw because they did not parse.
+    pub tail_unparsed_lines: IntCounter,
+    /// Records cut at `max_record_bytes`.
+    pub tail_truncated_records: IntCounter,
+    /// Rotations seen, by kind.
+    pub tail_rotations: IntCounterVec,
+    /// Bytes given up, by reason.
+    pub tail_lost_bytes: IntCounterVec,
+    /// Bytes on disk not yet acknowledged by the sink.
+    pub tail_checkpoint_lag_bytes: IntGauge,
+    /// Pods in the metadata store (including deleted ones kept for their files).
+    pub kubernetes_pods: IntGauge,
+    /// 1 when the pod store is in sync with the API server.
+    pub kubernetes_store_synced: IntGauge,
+    /// Watch restarts (re-lists), by resource.
+    pub kubernetes_watch_restarts: IntCounterVec,
+    /// API errors, by reason.
+    pub kubernetes_api_errors: IntCounterVec,
+    /// Records shipped with path-only metadata, by reason.
+    pub records_without_metadata: IntCounterVec,
+    /// Records dropped on purpose, by reason.
+    pub dropped_records: IntCounterVec,
+    /// Records Elasticsearch accepted (2xx or 409 on create).
+    pub es_sent_records: IntCounter,
+    /// Bulk body bytes of accepted records.
+    pub es_sent_bytes: IntCounter,
+    /// Records that were already indexed (409 on create).
+    pub es_duplicate_records: IntCounter,
+    /// Bulk requests, by outcome.
+    pub es_bulk_requests: IntCounterVec,
+    /// Bulk request latency.
+    pub es_bulk_duration: Histogram,
+    /// Item errors, by reason.
+    pub es_item_errors: IntCounterVec,
+    /// Records sent again after a retryable failure.
+    pub es_retried_records: IntCounter,
+    /// Records written to the dead-letter index or file.
+    pub es_dead_lettered_records: IntCounterVec,
+    /// Bulk requests in flight.
+    pub es_in_flight_requests: IntGauge,
+    /// Documents written by the stdout sink.
+    pub stdout_written_records: IntCounter,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    registry.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+impl Metrics {
+    /// Registers every metric; `version` goes into `logferry_build_info`.
+    pub fn new(version: &str) -> Metrics {
+        let r = Registry::new();
+        let build = IntGaugeVec::new(
+            Opts::new("logferry_build_info", "Build information; always 1."),
+            &["version"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(build.clone())).expect("unique metric");
+        build.with_label_values(&[version]).set(1);
+        let es_bulk_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "logferry_elasticsearch_bulk_duration_seconds",
+                "Time from sending a bulk request to its complete response, in seconds.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(es_bulk_duration.clone())).expect("unique metric");
+        let m = Metrics {
+            tail_files_open: gauge(&r, "logferry_tail_files_open", "Log files currently open."),
+            tail_deleted_files_open: gauge(
+                &r,
+                "logferry_tail_deleted_files_open",
+                "Deleted or rotated log files held open until drained.",
+            ),
+            tail_read_bytes: counter(&r, "logferry_tail_read_bytes_total", "Bytes read from log files."),
+            tail_read_records: counter(&r, "logferry_tail_read_records_total", "Records decoded from log files."),
+            tail_unparsed_lines: counter(
+                &r,
+                "logferry_tail_unparsed_lines_total",
+                "Lines that did not parse in their file's format, shipped as they are.",
+            ),
+            tail_truncated_records: counter(
+                &r,
+                "logferry_tail_truncated_records_total",
+                "Records longer than max_record_bytes, truncated and flagged.",
+            ),
+            tail_rotations: counter_vec(&r, "logferry_tail_rotations_total", "Log rotations detected.", "kind"),
+            tail_lost_bytes: counter_vec(
+                &r,
+                "logferry_tail_lost_bytes_total",
+                "Bytes given up without being read (limits on held-open deleted files, truncation before read).",
+                "reason",
+            ),
+            tail_checkpoint_lag_bytes: gauge(
+                &r,
+                "logferry_tail_checkpoint_lag_bytes",
+                "Bytes in log files not yet acknowledged by the sink, summed over files.",
+            ),
+            kubernetes_pods: gauge(&r, "logferry_kubernetes_pods", "Pods in the metadata store."),
+            kubernetes_store_synced: gauge(
+                &r,
+                "logferry_kubernetes_store_synced",
+                "1 when the pod metadata store is in sync with the API server.",
+            ),
+            kubernetes_watch_restarts: counter_vec(
+                &r,
+                "logferry_kubernetes_watch_restarts_total",
+                "Watch restarts (re-lists) against the API server.",
+                "resource",
+            ),
+            kubernetes_api_errors: counter_vec(
+                &r,
+                "logferry_kubernetes_api_errors_total",
+                "Errors from the Kubernetes API.",
+                "reason",
+            ),
+            records_without_metadata: counter_vec(
+                &r,
+                "logferry_pipeline_records_without_metadata_total",
+                "Records shipped with only the metadata their file path carries.",
+                "reason",
+            ),
+            dropped_records: counter_vec(
+                &r,
+                "logferry_pipeline_dropped_records_total",
+                "Records dropped on purpose (exclusion, min_level).",
+                "reason",
+            ),
+            es_sent_records: counter(
+                &r,
+                "logferry_elasticsearch_sent_records_total",
+                "Records Elasticsearch accepted (created, or already present).",
+            ),
+            es_sent_bytes: counter(
+                &r,
+                "logferry_elasticsearch_sent_bytes_total",
+                "Bulk body bytes of accepted records (before compression).",
+            ),
+            es_duplicate_records: counter(
+                &r,
+                "logferry_elasticsearch_duplicate_records_total",
+                "Records already indexed (409 on create), counted as delivered.",
+            ),
+            es_bulk_requests: counter_vec(
+                &r,
+                "logferry_elasticsearch_bulk_requests_total",
+                "Bulk requests by outcome.",
+                "outcome",
+            ),
+            es_bulk_duration,
+            es_item_errors: counter_vec(
+                &r,
+                "logferry_elasticsearch_item_errors_total",
+                "Bulk item errors by reason.",
+                "reason",
+            ),
+            es_retried_records: counter(
+                &r,
+                "logferry_elasticsearch_retried_records_total",
+                "Records sent again after a retryable failure.",
+            ),
+            es_dead_lettered_records: counter_vec(
+                &r,
+                "logferry_elasticsearch_dead_lettered_records_total",
+                "Records with non-retryable errors written to the dead-letter index or file.",
+                "destination",
+            ),
+            es_in_flight_requests: gauge(
+                &r,
+                "logferry_elasticsearch_in_flight_requests",
+                "Bulk requests in flight.",
+            ),
+            stdout_written_records: counter(
+                &r,
+                "logferry_stdout_written_records_total",
+                "Documents written by the stdout sink.",
+            ),
+            registry: r,
+        };
+        m.kubernetes_store_synced.set(0);
+        m
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::with_capacity(8 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding never fails");
+        String::from_utf8(out).expect("text format is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_build_info_and_counters() {
+        let m = Metrics::new("1.2.3");
+        m.tail_read_bytes.inc_by(10);
+        m.es_bulk_requests.with_label_values(&["success"]).inc();
+        let text = m.render();
+        assert!(text.contains("logferry_build_info{version=\"1.2.3\"} 1"), "{text}");
+        assert!(text.contains("logferry_tail_read_bytes_total 10"), "{text}");
+        assert!(text.contains("logferry_elasticsearch_bulk_requests_total{outcome=\"success\"} 1"));
+    }
+}

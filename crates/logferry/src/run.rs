@@ -1,0 +1,245 @@
+//! `logferry run`: the daemon.
+//!
+//! ```text
+//!  Tailer ──batches──▶ Enricher ──batches──▶ sink (Elasticsearch | stdout)
+//!    ▲                    │ (drops: ack)          │
+//!    └──────────── acknowledgements ◀─────────────┘
+//! ```
+//!
+//! Channels are bounded, so a slow or absent Elasticsearch pauses reading and
+//! the files are the buffer. Shutdown (SIGTERM, SIGINT, `/quitquitquit`, or the
+//! end of `--once`) stops reading; the enricher and the sink drain what is in
+//! flight; when the last `Acker` is dropped the tailer writes its final
+//! checkpoints and returns. The sink's drain is bounded by
+//! `shutdown.drain_timeout`: what is not delivered by then is simply read again
+//! after the restart (its checkpoint did not advance).
+
+use crate::admin::{self, AdminState};
+use crate::config::{self, Config, SourceMode};
+use crate::enrich::Enricher;
+use crate::events::{DaemonForwarderEvents, DaemonKubeEvents, DaemonTailEvents};
+use crate::filter::Selector;
+use crate::metrics::Metrics;
+use crate::sink;
+use anyhow::Context;
+use logferry_core::{Acker, RecordBatch};
+use logferry_kube::{KubeConfig, PodStore};
+use logferry_tail::{RunMode, Tailer};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Batches queued between two stages. With the tailer's batches of up to 1,000
+/// records this bounds the records in memory between stages.
+const STAGE_QUEUE: usize = 16;
+
+/// How often a progress line is logged.
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
+/// Runs the daemon until shutdown (or, with `once`, until every file was read
+/// to its end, shipped and checkpointed).
+///
+/// # Errors
+/// Fatal runtime errors: the data directory or admin address cannot be used,
+/// the tailer fails. Exit code 2.
+pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+    let ready = Arc::new(AtomicBool::new(false));
+    let stop_reading = CancellationToken::new();
+    let quit = CancellationToken::new();
+    let background = CancellationToken::new();
+
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+
+    let admin_stop = CancellationToken::new();
+    let admin_task = admin::serve(
+        config.listen,
+        AdminState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+            quit: quit.clone(),
+        },
+        admin_stop.clone(),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {} (server.listen)", config.listen))?;
+
+    let store = start_pod_store(&config, &metrics, &background).await;
+    let tail_events = Arc::new(DaemonTailEvents::new(metrics.clone(), store.clone()));
+    let tailer = Tailer::new(config::to_tail_config(&config), tail_events)
+        .context("cannot start the tailer")?;
+
+    let (acker, acks) = Acker::channel();
+    let (tail_tx, tail_rx) = mpsc::channel::<RecordBatch>(STAGE_QUEUE);
+    let (sink_tx, sink_rx) = mpsc::channel::<RecordBatch>(STAGE_QUEUE);
+    let enricher = Enricher {
+        store: store.clone(),
+        selector: Selector::new(&config.source.include, &config.source.exclude)
+            .context("invalid source.include / source.exclude")?,
+        min_level: config.min_level,
+        metrics: metrics.clone(),
+    };
+    let enrich_task = tokio::spawn(enricher.run(tail_rx, sink_tx, acker.clone()));
+
+    let hard_stop = CancellationToken::new();
+    let sink_task = match &config.elasticsearch {
+        Some(es) => {
+            let forwarder = logferry_elasticsearch::Forwarder::new(
+                config::to_elasticsearch_config(&config, es),
+                config::to_document_options(&config),
+                Arc::new(DaemonForwarderEvents::new(metrics.clone())),
+            )
+            .context("invalid elasticsearch configuration")?;
+            let acker = acker.clone();
+            let hard_stop = hard_stop.clone();
+            tokio::spawn(async move {
+                if let Err(e) = forwarder.run(sink_rx, acker, hard_stop).await {
+                    tracing::error!(error = %e, "elasticsearch forwarder stopped");
+                }
+            })
+        }
+        None => {
+            tracing::info!("no elasticsearch section: writing documents to stdout (NDJSON)");
+            let options = config::to_document_options(&config);
+            let acker = acker.clone();
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                if let Err(e) = sink::stdout(sink_rx, acker, options, metrics).await {
+                    tracing::error!(error = %e, "stdout sink stopped");
+                }
+            })
+        }
+    };
+    // Only the stages hold acknowledgers now: when both are done, the
+    // tailer's acknowledgement channel closes and it writes its checkpoints.
+    drop(acker);
+
+    let mode = if once { RunMode::Once } else { RunMode::Follow };
+    let tail_task = tokio::spawn(tailer.run(mode, tail_tx, acks, stop_reading.clone()));
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!(
+        node = %config.node_name,
+        mode = ?config.source.mode,
+        once,
+        "logferry started"
+    );
+
+    let progress = tokio::spawn(progress_loop(metrics.clone(), background.clone()));
+
+    // Wait for a reason to stop: a signal, /quitquitquit, or (once) the tailer finishing.
+    let mut tail_task = tail_task;
+    let tail_result = tokio::select! {
+        r = &mut tail_task => Some(r),
+        cause = shutdown_signal(quit.clone()) => {
+            tracing::info!(cause, drain_timeout = ?config.drain_timeout, "shutting down: reading stops, in-flight batches drain");
+            None
+        }
+    };
+    ready.store(false, Ordering::SeqCst);
+    stop_reading.cancel();
+    let drain_deadline = {
+        let hard_stop = hard_stop.clone();
+        let timeout = config.drain_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            tracing::warn!(?timeout, "drain timeout reached: undelivered records will be read again after restart");
+            hard_stop.cancel();
+        })
+    };
+    let tail_result = match tail_result {
+        Some(r) => r,
+        None => tail_task.await,
+    };
+    let _ = enrich_task.await;
+    let _ = sink_task.await;
+    drain_deadline.abort();
+    background.cancel();
+    let _ = progress.await;
+    admin_stop.cancel();
+    let _ = admin_task.await;
+    let summary = tail_result
+        .context("tailer task panicked")?
+        .context("tailer failed")?;
+    tracing::info!(
+        files = summary.files,
+        records = summary.records,
+        bytes = summary.bytes,
+        "logferry stopped; checkpoints written"
+    );
+    Ok(())
+}
+
+async fn start_pod_store(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    shutdown: &CancellationToken,
+) -> Option<PodStore> {
+    if config.source.mode != SourceMode::Kubernetes {
+        return None;
+    }
+    let kube_config = KubeConfig {
+        node_name: config.node_name.clone(),
+        metadata_grace: config.kubernetes.metadata_grace,
+        exclude_annotation: config.kubernetes.exclude_annotation.clone(),
+        annotation_allowlist: config.kubernetes.annotation_allowlist.clone(),
+        lookup_wait: config.kubernetes.lookup_wait,
+        backoff_max: Duration::from_secs(5),
+    };
+    if !config.kubernetes.enabled {
+        tracing::info!("kubernetes.enabled is false: records carry the metadata their file path holds");
+        return None;
+    }
+    match kube::Client::try_default().await {
+        Ok(client) => Some(PodStore::start(
+            client,
+            kube_config,
+            Arc::new(DaemonKubeEvents::new(metrics.clone())),
+            shutdown.clone(),
+        )),
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "no Kubernetes API configuration (in-cluster or KUBECONFIG): records carry the metadata their file path holds"
+            );
+            Some(PodStore::disabled(kube_config))
+        }
+    }
+}
+
+/// Resolves with the cause of a shutdown request.
+async fn shutdown_signal(quit: CancellationToken) -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+        _ = quit.cancelled() => "/quitquitquit",
+    }
+}
+
+/// Logs a progress line every [`PROGRESS_EVERY`]: files open, records/s, lag.
+async fn progress_loop(metrics: Arc<Metrics>, stop: CancellationToken) {
+    let mut last_records = metrics.tail_read_records.get();
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let records = metrics.tail_read_records.get();
+        tracing::info!(
+            files_open = metrics.tail_files_open.get(),
+            records_per_second = (records - last_records) as f64 / PROGRESS_EVERY.as_secs_f64(),
+            shipped = metrics.es_sent_records.get() + metrics.stdout_written_records.get(),
+            checkpoint_lag_bytes = metrics.tail_checkpoint_lag_bytes.get(),
+            pods = metrics.kubernetes_pods.get(),
+            "progress"
+        );
+        last_records = records;
+    }
+}
