@@ -73,14 +73,16 @@ app.kubernetes.io/part-of: logferry
 {{- end }}
 
 {{/*
-Projected volume with every configured Elasticsearch Secret key, each as a file (mode 0400).
+Projected volume with every configured Elasticsearch Secret key, each as a file.
 Files: basic/password, api-key/api_key, bearer/token, tls/ca.crt, tls/tls.crt, tls/tls.key.
+Takes (dict "Values" .Values "defaultMode" "0400"): 0400 for the root DaemonSet; the non-root
+sidecar needs 0444 (the files stay private to the pod's logferry container: only it mounts them).
 */}}
 {{- define "logferry.secretsVolume" -}}
-{{- $es := .Values.elasticsearch }}
+{{- $es := .Values.elasticsearch -}}
 - name: elasticsearch-credentials
   projected:
-    defaultMode: 0400
+    defaultMode: {{ .defaultMode }}
     sources:
       {{- with $es.auth.basic.existingSecret }}
       - secret:
@@ -262,7 +264,7 @@ Duration string ("20s", "1m30s", "500ms", "1h") to whole seconds, rounded up. Fa
   emptyDir:
     sizeLimit: 64Mi
 {{- if include "logferry.hasSecrets" . }}
-{{ include "logferry.secretsVolume" . }}
+{{ include "logferry.secretsVolume" (dict "Values" .Values "defaultMode" "0444") }}
 {{- end }}
 {{- end }}
 
