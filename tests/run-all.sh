@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --workspace --bins --locked
+bash tests/chart/run.sh
 cargo test --workspace --locked
