@@ -1,3 +1,65 @@
 //! # logferry-tail
 //!
-//! Checkpointed tailing of container log files: discovery, identity, CRI and docker decoding, rotation, checkpoints
+//! Checkpointed tailing of container log files: discovery, file identity,
+//! CRI and docker json-file decoding, partial and multiline joining, rotation,
+//! acknowledgements and checkpoints. It knows the kubelet node log layout
+//! (`/var/log/pods`, `/var/log/containers`) but nothing about the Kubernetes
+//! API or Elasticsearch: it produces [`RecordBatch`](logferry_core::RecordBatch)es
+//! and consumes [`AckToken`](logferry_core::AckToken)s.
+//!
+//! ## What it guarantees
+//!
+//! * **Every line, in order, per file.** Files are found by inotify within
+//!   milliseconds of their creation (with a periodic rescan as safety net),
+//!   opened at once and kept open: a file that is renamed (kubelet rotation) or
+//!   deleted is read to its end through the open descriptor, with priority,
+//!   before it is released — unless the configured limits on held-open deleted
+//!   files and bytes force a loss, which is counted
+//!   ([`TailEvents::bytes_lost`]) and logged with the path and byte count.
+//! * **Checkpoints never run ahead of acknowledgements.** Each file's batches
+//!   are numbered; a batch remembers the resume offset after its last line when
+//!   no partial or multiline assembly was open there. The checkpoint is the
+//!   resume offset of the highest batch of a contiguous acknowledged prefix, so
+//!   after a crash reading resumes at or before the first unacknowledged record:
+//!   records may be delivered again (with the same `(file, start offset)`
+//!   identity, so deterministic ids make that idempotent), never lost.
+//! * **Identity survives renames and rejects recycled inodes.** A file is
+//!   `(dev, ino)` plus the XXH3 fingerprint of its first line
+//!   ([`FileId`](logferry_core::FileId)). A checkpoint whose fingerprint differs is
+//!   stale (start at 0); an offset beyond the file size means copytruncate
+//!   (start at 0, [`RotationKind::Truncate`]).
+//! * **Bounded memory.** Reading pauses when the output channel is full; at
+//!   most one read round (256 KiB plus one line of at most
+//!   `2 × max_record_bytes + 64 KiB`) per file is buffered.
+//!
+//! ## What it does not do
+//!
+//! * It does not read gzipped rotated files (`0.log.<ts>.gz`): a file must be
+//!   opened before kubelet compresses and unlinks it. The tailer opens files as
+//!   soon as they appear, so this matters only when logferry was down for more
+//!   than one rotation of a file.
+//! * Data written to a file between the last read and a copytruncate is lost
+//!   (inherent to copytruncate); it is counted when the size was known.
+//! * It does not enrich records (`RecordBatch::meta` is `None`).
+//!
+//! Formats: CRI (<https://github.com/kubernetes/design-proposals-archive/blob/main/node/kubelet-cri-logging.md>),
+//! docker json-file (<https://docs.docker.com/engine/logging/drivers/json-file/>);
+//! checkpoint file format: [`checkpoint`].
+
+pub mod checkpoint;
+mod config;
+pub mod cri;
+pub mod decode;
+pub mod docker;
+mod error;
+mod events;
+pub mod identity;
+pub mod joiner;
+pub mod reader;
+mod tailer;
+pub mod timestamp;
+
+pub use config::{MultilineConfig, ReadFrom, RunMode, SourceMode, TailConfig};
+pub use error::Error;
+pub use events::{LossReason, NoopEvents, RotationKind, TailEvents};
+pub use tailer::{TailSummary, Tailer};

@@ -1,0 +1,210 @@
+//! Configuration of the tailer ([`TailConfig`]).
+
+use crate::error::Error;
+use regex::Regex;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What to discover.
+#[derive(Clone, Debug)]
+pub enum SourceMode {
+    /// kubelet's node log layout: the real files
+    /// `<pods_dir>/<ns>_<pod>_<uid>/<container>/<n>.log[.<timestamp>]` and the
+    /// symlinks `<containers_dir>/<pod>_<ns>_<container>-<id>.log` that name the
+    /// active file and its container id.
+    Kubernetes {
+        /// Usually `/var/log/pods`.
+        pods_dir: PathBuf,
+        /// Usually `/var/log/containers`.
+        containers_dir: PathBuf,
+    },
+    /// Any files matching glob patterns (`/shared/logs/*.log`, `**` allowed).
+    Files {
+        /// Absolute glob patterns.
+        paths: Vec<String>,
+    },
+}
+
+/// Where to start in files found without a checkpoint when the tailer starts.
+/// Files that appear later are always read from the beginning.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReadFrom {
+    /// Read existing files from their first byte.
+    Beginning,
+    /// Skip what existing files hold and read only what is appended.
+    End,
+}
+
+/// How [`Tailer::run`](crate::Tailer::run) ends.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RunMode {
+    /// Follow files until `stop_reading` is cancelled (the daemon).
+    Follow,
+    /// Read every file found at start to its end, flush trailing partials as
+    /// `INCOMPLETE` records, then stop reading as if `stop_reading` fired.
+    Once,
+}
+
+/// Optional joining of several lines into one record (stack traces).
+///
+/// A line *continues* the previous record of the same stream when
+/// * only `start_pattern` is set: it does not match `start_pattern`;
+/// * only `continuation_pattern` is set: it matches `continuation_pattern`;
+/// * both are set: it does not match `start_pattern` and matches `continuation_pattern`.
+///
+/// Joined lines are separated by `\n`. A record is held until the next record of
+/// its stream starts or `flush_timeout` passes without a new line.
+#[derive(Clone, Debug)]
+pub struct MultilineConfig {
+    /// A line matching this starts a new record (e.g. `^\d{4}-\d{2}-\d{2}`).
+    pub start_pattern: Option<Regex>,
+    /// A line matching this continues the previous record (e.g. `^\s+at `).
+    pub continuation_pattern: Option<Regex>,
+    /// Emit a held record after this much time without a new line of its stream.
+    pub flush_timeout: Duration,
+}
+
+/// Configuration of a [`Tailer`](crate::Tailer). Build it with
+/// [`TailConfig::kubernetes`] or [`TailConfig::files`] and adjust fields.
+#[derive(Clone, Debug)]
+pub struct TailConfig {
+    /// What to discover.
+    pub mode: SourceMode,
+    /// Checkpoints live in `data_dir/checkpoints.json` (and `checkpoints.json.prev`).
+    pub data_dir: PathBuf,
+    /// Start of files found without checkpoint at first start.
+    pub read_from: ReadFrom,
+    /// Skip records older than `now - lookback` in files read without a checkpoint.
+    pub lookback: Option<Duration>,
+    /// Longest message in bytes; longer records are truncated and flagged (default 1 MiB).
+    pub max_record_bytes: usize,
+    /// Optional multiline joining.
+    pub multiline: Option<MultilineConfig>,
+    /// Full rescan of the directories, covering missed inotify events (default 10 s).
+    pub rescan_interval: Duration,
+    /// How often changed checkpoints are persisted (default 1 s).
+    pub checkpoint_interval: Duration,
+    /// Checkpoints of files gone from disk are forgotten after this (default 1 h).
+    pub checkpoint_retention: Duration,
+    /// Most log files held open at once (default 1024). Idle, fully read active
+    /// files are closed beyond it and reopened by identity when they change.
+    pub max_open_files: usize,
+    /// Most deleted files held open for draining (default 256); beyond it the
+    /// oldest is closed and its unread bytes are reported lost.
+    pub max_deleted_files: usize,
+    /// Most unread bytes summed over held-open deleted files (default 4 GiB);
+    /// beyond it the oldest is closed and its unread bytes are reported lost.
+    pub max_deleted_bytes: u64,
+    /// Most records per [`RecordBatch`](logferry_core::RecordBatch) (default 1000).
+    pub batch_max_records: usize,
+    /// Most message bytes per batch (default 1 MiB; one record may exceed it).
+    pub batch_max_bytes: usize,
+    /// Emit a pending CRI `P` / docker partial chunk as an `INCOMPLETE` record
+    /// after this long without its continuation (default 5 s).
+    pub partial_flush_timeout: Duration,
+}
+
+impl TailConfig {
+    fn with_mode(mode: SourceMode, data_dir: PathBuf) -> TailConfig {
+        TailConfig {
+            mode,
+            data_dir,
+            read_from: ReadFrom::Beginning,
+            lookback: None,
+            max_record_bytes: 1024 * 1024,
+            multiline: None,
+            rescan_interval: Duration::from_secs(10),
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_retention: Duration::from_secs(3600),
+            max_open_files: 1024,
+            max_deleted_files: 256,
+            max_deleted_bytes: 4 << 30,
+            batch_max_records: 1000,
+            batch_max_bytes: 1024 * 1024,
+            partial_flush_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Kubernetes mode with defaults.
+    pub fn kubernetes(
+        pods_dir: impl Into<PathBuf>,
+        containers_dir: impl Into<PathBuf>,
+        data_dir: impl Into<PathBuf>,
+    ) -> TailConfig {
+        TailConfig::with_mode(
+            SourceMode::Kubernetes {
+                pods_dir: pods_dir.into(),
+                containers_dir: containers_dir.into(),
+            },
+            data_dir.into(),
+        )
+    }
+
+    /// Files mode (glob patterns) with defaults.
+    pub fn files(globs: Vec<String>, data_dir: impl Into<PathBuf>) -> TailConfig {
+        TailConfig::with_mode(SourceMode::Files { paths: globs }, data_dir.into())
+    }
+
+    /// Checks every field; reports the first problem.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the field.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |field: &str, reason: &str| {
+            Err(Error::Config {
+                field: field.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        if self.max_record_bytes == 0 {
+            return bad("max_record_bytes", "must be at least 1 byte");
+        }
+        if self.batch_max_records == 0 {
+            return bad("batch_max_records", "must be at least 1");
+        }
+        if self.batch_max_bytes == 0 {
+            return bad("batch_max_bytes", "must be at least 1 byte");
+        }
+        if self.max_open_files < 2 {
+            return bad("max_open_files", "must be at least 2");
+        }
+        if self.rescan_interval.is_zero() {
+            return bad("rescan_interval", "must be positive");
+        }
+        if self.checkpoint_interval.is_zero() {
+            return bad("checkpoint_interval", "must be positive");
+        }
+        if self.partial_flush_timeout.is_zero() {
+            return bad("partial_flush_timeout", "must be positive");
+        }
+        if let Some(m) = &self.multiline {
+            if m.start_pattern.is_none() && m.continuation_pattern.is_none() {
+                return bad("multiline", "needs start_pattern or continuation_pattern");
+            }
+            if m.flush_timeout.is_zero() {
+                return bad("multiline.flush_timeout", "must be positive");
+            }
+        }
+        match &self.mode {
+            SourceMode::Kubernetes { pods_dir, .. } => {
+                if pods_dir.as_os_str().is_empty() {
+                    return bad("pods_dir", "must not be empty");
+                }
+            }
+            SourceMode::Files { paths } => {
+                if paths.is_empty() {
+                    return bad("paths", "needs at least one glob pattern");
+                }
+                for (i, p) in paths.iter().enumerate() {
+                    if let Err(e) = globset::Glob::new(p) {
+                        return bad(&format!("paths[{i}]"), &e.to_string());
+                    }
+                    if !p.starts_with('/') {
+                        return bad(&format!("paths[{i}]"), "must be an absolute path");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

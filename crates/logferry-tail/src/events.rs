@@ -1,0 +1,103 @@
+//! Lifecycle and metric hooks ([`TailEvents`]).
+
+use logferry_core::Source;
+
+/// How a rotation was recognised.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum RotationKind {
+    /// The file was renamed (kubelet: `0.log` → `0.log.<timestamp>`) and a new
+    /// file took its path, or the file was unlinked.
+    Rename,
+    /// The file shrank below the read position or its first line changed
+    /// (copytruncate): reading restarts at offset 0.
+    Truncate,
+}
+
+impl RotationKind {
+    /// A bounded label for metrics: `rename` or `truncate`.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            RotationKind::Rename => "rename",
+            RotationKind::Truncate => "truncate",
+        }
+    }
+}
+
+/// Why bytes were given up.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum LossReason {
+    /// More deleted files were held open than `max_deleted_files`; the oldest was closed.
+    DeletedFilesLimit,
+    /// Deleted files held more unread bytes than `max_deleted_bytes`; the oldest was closed.
+    DeletedBytesLimit,
+    /// A file was truncated (copytruncate) before the tailer read these bytes.
+    TruncatedBeforeRead,
+}
+
+impl LossReason {
+    /// A bounded label for metrics.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            LossReason::DeletedFilesLimit => "deleted_files_limit",
+            LossReason::DeletedBytesLimit => "deleted_bytes_limit",
+            LossReason::TruncatedBeforeRead => "truncated_before_read",
+        }
+    }
+}
+
+/// Metrics and lifecycle hooks of the tailer, implemented by the binary
+/// (Vector's internal-events style: the library never touches a metrics
+/// registry). Every method has a no-op default.
+///
+/// Methods are called per batch or per event, never per line, from the
+/// tailer's single task: keep them cheap (an atomic add).
+pub trait TailEvents: Send + Sync + 'static {
+    /// A file was opened and its identity (first line) is known.
+    fn file_opened(&self, source: &Source) {
+        let _ = source;
+    }
+    /// A file was drained to EOF (and, if deleted or rotated, fully
+    /// acknowledged) and closed for good.
+    fn file_released(&self, source: &Source) {
+        let _ = source;
+    }
+    /// Bytes read from files (framing included).
+    fn bytes_read(&self, bytes: u64) {
+        let _ = bytes;
+    }
+    /// Records emitted.
+    fn records_read(&self, records: u64) {
+        let _ = records;
+    }
+    /// Lines that did not parse in their file's format (shipped raw, flagged).
+    fn lines_unparsed(&self, lines: u64) {
+        let _ = lines;
+    }
+    /// Records cut at `max_record_bytes`.
+    fn records_truncated(&self, records: u64) {
+        let _ = records;
+    }
+    /// A rotation was recognised.
+    fn rotation_detected(&self, kind: RotationKind) {
+        let _ = kind;
+    }
+    /// Bytes given up for good, with the reason.
+    fn bytes_lost(&self, bytes: u64, reason: LossReason) {
+        let _ = (bytes, reason);
+    }
+    /// The checkpoint file was written: `files` entries, `lag_bytes` = bytes on
+    /// disk not yet acknowledged, summed over open files.
+    fn checkpoints_written(&self, files: usize, lag_bytes: u64) {
+        let _ = (files, lag_bytes);
+    }
+    /// Open file descriptors of log files, and how many of them are deleted files.
+    fn files_open(&self, open: usize, deleted_open: usize) {
+        let _ = (open, deleted_open);
+    }
+}
+
+/// A [`TailEvents`] that ignores everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoopEvents;
+
+impl TailEvents for NoopEvents {}

@@ -1,0 +1,232 @@
+//! Reading one file: large positioned reads (`pread`, 256 KiB), line
+//! splitting with `memchr`, oversize lines, and decoding into records.
+
+use crate::decode::LineDecoder;
+use bytes::{Bytes, BytesMut};
+use logferry_core::{Record, RecordFlags};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::time::Instant;
+
+/// Bytes requested per `read` system call.
+pub const READ_SIZE: usize = 256 * 1024;
+
+/// Outcome of one [`FileReader::read_round`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadRound {
+    /// Bytes read from the file.
+    pub bytes: u64,
+    /// The read returned fewer bytes than asked: the reader is at end of file.
+    pub eof: bool,
+}
+
+/// An open file being read line by line.
+#[derive(Debug)]
+pub struct FileReader {
+    file: File,
+    read_pos: u64,
+    leftover: Vec<u8>,
+    oversize: Option<(u64, Bytes)>,
+    skip_partial_line: bool,
+    max_line: usize,
+    /// Records older than this (nanoseconds since the epoch) are skipped.
+    pub lookback_cutoff: Option<i64>,
+    /// The line decoder (format, joiner).
+    pub decoder: LineDecoder,
+}
+
+impl FileReader {
+    /// Reads `file` from `offset`, which must be a line start. Lines longer
+    /// than `max_line` bytes (framing included) are cut to that length and
+    /// flagged `TRUNCATED`; the rest of such a line is skipped.
+    pub fn new(file: File, offset: u64, max_line: usize, decoder: LineDecoder) -> FileReader {
+        FileReader {
+            file,
+            read_pos: offset,
+            leftover: Vec::new(),
+            oversize: None,
+            skip_partial_line: false,
+            max_line,
+            lookback_cutoff: None,
+            decoder,
+        }
+    }
+
+    /// Starts at `offset`, which may be inside a line: bytes up to the next
+    /// `\n` are skipped (`read_from: end`).
+    pub fn start_mid_line(&mut self) {
+        self.skip_partial_line = true;
+    }
+
+    /// Gives the file back (the reader's state is dropped).
+    pub fn into_file(self) -> File {
+        self.file
+    }
+
+    /// The file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// File offset of the next byte to read.
+    pub fn read_pos(&self) -> u64 {
+        self.read_pos
+    }
+
+    /// File offset after the last complete line fed to the decoder.
+    pub fn consumed(&self) -> u64 {
+        match &self.oversize {
+            Some((start, _)) => *start,
+            None => self.read_pos - self.leftover.len() as u64,
+        }
+    }
+
+    /// Where reading can resume after a restart without losing or splitting a
+    /// record (see [`Joiner::resume_point`](crate::joiner::Joiner::resume_point)).
+    pub fn resume_point(&mut self) -> Option<u64> {
+        if self.skip_partial_line {
+            return None;
+        }
+        let consumed = self.consumed();
+        self.decoder.joiner().resume_point(consumed)
+    }
+
+    /// Reads once (at most [`READ_SIZE`] bytes plus a pending partial line)
+    /// and decodes every complete line into `out`.
+    ///
+    /// # Errors
+    /// The I/O error of `pread`.
+    pub fn read_round(
+        &mut self,
+        now: Instant,
+        now_nanos: i64,
+        out: &mut Vec<Record>,
+    ) -> io::Result<ReadRound> {
+        let keep = self.leftover.len();
+        let mut buf = BytesMut::with_capacity(keep + READ_SIZE);
+        buf.extend_from_slice(&self.leftover);
+        buf.resize(keep + READ_SIZE, 0);
+        let n = loop {
+            match self.file.read_at(&mut buf[keep..], self.read_pos) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        buf.truncate(keep + n);
+        self.read_pos += n as u64;
+        let round = ReadRound {
+            bytes: n as u64,
+            eof: n < READ_SIZE,
+        };
+        if n == 0 {
+            return Ok(round);
+        }
+        let buf = buf.freeze();
+        let base = self.read_pos - buf.len() as u64; // file offset of buf[0]
+        let first = out.len();
+        let mut pos = 0usize;
+        let mut search_from = keep;
+        if self.skip_partial_line || self.oversize.is_some() {
+            match memchr::memchr(b'\n', &buf[search_from..]) {
+                None => {
+                    self.leftover.clear();
+                    return Ok(round);
+                }
+                Some(i) => {
+                    let nl = search_from + i;
+                    if let Some((start, head)) = self.oversize.take() {
+                        let len = head.len();
+                        self.decoder.line(
+                            &head,
+                            0..len,
+                            start,
+                            base + nl as u64 + 1,
+                            now_nanos,
+                            RecordFlags::TRUNCATED,
+                            now,
+                            out,
+                        );
+                    }
+                    self.skip_partial_line = false;
+                    pos = nl + 1;
+                    search_from = pos;
+                }
+            }
+        }
+        for i in memchr::memchr_iter(b'\n', &buf[search_from..]) {
+            let nl = search_from + i;
+            self.decoder.line(
+                &buf,
+                pos..nl,
+                base + pos as u64,
+                base + nl as u64 + 1,
+                now_nanos,
+                RecordFlags::NONE,
+                now,
+                out,
+            );
+            pos = nl + 1;
+        }
+        self.leftover.clear();
+        let tail = &buf[pos..];
+        if tail.len() > self.max_line {
+            self.oversize = Some((base + pos as u64, buf.slice(pos..pos + self.max_line)));
+        } else {
+            self.leftover.extend_from_slice(tail);
+        }
+        self.apply_lookback(first, out);
+        Ok(round)
+    }
+
+    fn apply_lookback(&self, first: usize, out: &mut Vec<Record>) {
+        if let Some(cutoff) = self.lookback_cutoff {
+            let mut i = first;
+            while i < out.len() {
+                if out[i].timestamp_nanos < cutoff {
+                    out.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// End of input for good (file deleted and drained, or run once): decodes a
+    /// trailing line without `\n` (flagged `INCOMPLETE`) and flushes every open
+    /// assembly. Afterwards [`consumed`](Self::consumed) equals the read position.
+    pub fn flush_end(&mut self, now: Instant, now_nanos: i64, out: &mut Vec<Record>) {
+        let first = out.len();
+        if let Some((start, head)) = self.oversize.take() {
+            let len = head.len();
+            self.decoder.line(
+                &head,
+                0..len,
+                start,
+                self.read_pos,
+                now_nanos,
+                RecordFlags::TRUNCATED | RecordFlags::INCOMPLETE,
+                now,
+                out,
+            );
+        } else if !self.leftover.is_empty() && !self.skip_partial_line {
+            let line = Bytes::from(std::mem::take(&mut self.leftover));
+            let start = self.read_pos - line.len() as u64;
+            self.decoder.line(
+                &line,
+                0..line.len(),
+                start,
+                self.read_pos,
+                now_nanos,
+                RecordFlags::INCOMPLETE,
+                now,
+                out,
+            );
+        }
+        self.leftover.clear();
+        self.skip_partial_line = false;
+        self.decoder.joiner().flush_all(now, out);
+        self.apply_lookback(first, out);
+    }
+}
