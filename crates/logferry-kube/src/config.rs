@@ -1,0 +1,62 @@
+//! Configuration of the pod store.
+
+use std::time::Duration;
+
+/// The annotation keys Airflow's `PodGenerator.construct_pod` writes on worker pods,
+/// with their unsanitised values (see `shared/notes/airflow.md` §5 and
+/// <https://github.com/apache/airflow/blob/main/providers/cncf/kubernetes/src/airflow/providers/cncf/kubernetes/pod_generator.py>).
+pub const AIRFLOW_ANNOTATIONS: [&str; 7] = [
+    "dag_id",
+    "task_id",
+    "run_id",
+    "try_number",
+    "map_index",
+    "logical_date",
+    "execution_date",
+];
+
+/// How the pod store watches and how long it keeps metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubeConfig {
+    /// This node's name: the pod watch uses `fieldSelector=spec.nodeName=<node_name>`.
+    /// Empty means "every pod of the cluster" (for tests and single-node setups; logs a
+    /// warning). Default: the `NODE_NAME` environment variable, else empty.
+    pub node_name: String,
+    /// How long a deleted pod's metadata is kept after its deletion, or after the last
+    /// [`PodStore::release`](crate::PodStore::release) of its files, whichever is later.
+    /// Default 5 minutes.
+    pub metadata_grace: Duration,
+    /// Pod or namespace annotation whose value `"true"` excludes the pod (or every pod of
+    /// the namespace) from collection. Default `logferry.io/exclude`.
+    pub exclude_annotation: String,
+    /// Pod annotations copied into [`PodMeta::annotations`](logferry_core::PodMeta):
+    /// exact keys or globs (`prometheus.io/*`). Default: Airflow's keys
+    /// ([`AIRFLOW_ANNOTATIONS`]) and the exclude annotation.
+    pub annotation_allowlist: Vec<String>,
+    /// How long [`PodStore::lookup`](crate::PodStore::lookup) waits for a pod that is not
+    /// (yet) in the store, while the API is reachable. Default 2 seconds.
+    pub lookup_wait: Duration,
+    /// Cap of the exponential backoff between re-lists after watch errors. Default
+    /// 5 seconds (kube's default keeps growing during long outages, which delays the
+    /// re-list after the API comes back; see `shared/notes/lessons-from-peers.md`).
+    pub backoff_max: Duration,
+}
+
+impl Default for KubeConfig {
+    fn default() -> Self {
+        let exclude_annotation = "logferry.io/exclude".to_owned();
+        let mut annotation_allowlist: Vec<String> = AIRFLOW_ANNOTATIONS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        annotation_allowlist.push(exclude_annotation.clone());
+        KubeConfig {
+            node_name: std::env::var("NODE_NAME").unwrap_or_default(),
+            metadata_grace: Duration::from_secs(300),
+            exclude_annotation,
+            annotation_allowlist,
+            lookup_wait: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+}

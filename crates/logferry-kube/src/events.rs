@@ -1,0 +1,33 @@
+//! The events trait through which the store reports to the binary's metrics.
+
+/// Observations of the pod store, implemented by the binary (for Prometheus metrics).
+///
+/// Every method has a no-op default. Methods are called from the watch tasks, so they
+/// must be cheap and must not block. Label arguments come from closed sets.
+pub trait KubeEvents: Send + Sync + 'static {
+    /// A watch was started again after an error (a full re-list follows).
+    /// `resource` is `"pods"` or `"namespaces"`.
+    fn watch_restarted(&self, resource: &'static str) {
+        let _ = resource;
+    }
+    /// The number of pod entries in the store (live pods and tombstones) changed.
+    fn store_size(&self, pods: usize) {
+        let _ = pods;
+    }
+    /// The store became synced (both initial lists done, no error since) or stopped being so.
+    fn synced(&self, synced: bool) {
+        let _ = synced;
+    }
+    /// A list/watch call failed; `reason` is [`KubeError::as_label`](crate::KubeError::as_label):
+    /// `"unreachable"`, `"timeout"`, `"unauthorized"`, `"forbidden"`, `"gone"`, `"throttled"`,
+    /// `"server_error"`, `"api_error"`, `"decode"`, `"protocol"`.
+    fn api_error(&self, reason: &'static str) {
+        let _ = reason;
+    }
+}
+
+/// A [`KubeEvents`] that ignores everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoopEvents;
+
+impl KubeEvents for NoopEvents {}
