@@ -787,12 +787,105 @@ def t_dockerfile_builds_the_tested_binary() -> None:
     check(f'ARG VERSION={chart["appVersion"]}' in text, "image VERSION default = appVersion")
 
 
+
+# ---------------------------------------------------------------------------------------------
+# values.yaml documentation (helm-docs style `# --` comments) and the README's values table
+# ---------------------------------------------------------------------------------------------
+
+README = CHART / "README.md"
+TABLE_START, TABLE_END = "<!-- values-table:start -->", "<!-- values-table:end -->"
+
+
+def values_docs() -> list[tuple[str, str, str, str]]:
+    """(key path, type, default, description) for every `# --` documented key of values.yaml."""
+    text = (CHART / "values.yaml").read_text()
+    values = yaml.safe_load(text)
+    rows, stack, pending, default_override = [], [], None, None
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("# -- "):
+            pending = [s[5:]]
+            continue
+        if s.startswith("# @default -- "):
+            default_override = s[len("# @default -- ") :]
+            continue
+        if s.startswith("#"):
+            if pending is not None and s.startswith("# "):
+                pending.append(s[2:])
+            continue
+        m = re.match(r"^(\s*)([A-Za-z0-9_.-]+):", line)
+        if not m:
+            continue
+        indent, key = len(m.group(1)), m.group(2)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, key))
+        path = [k for _, k in stack]
+        if pending is not None:
+            value = values
+            for k in path:
+                value = value[k]
+            typ = {dict: "object", list: "list", bool: "bool", int: "int", str: "string"}.get(
+                type(value), type(value).__name__
+            )
+            default = default_override or f"`{json.dumps(value)}`"
+            rows.append((".".join(path), typ, default, " ".join(pending)))
+        pending, default_override = None, None
+    return rows
+
+
+def values_table() -> str:
+    out = ["| Key | Type | Default | Description |", "|---|---|---|---|"]
+    for key, typ, default, desc in values_docs():
+        default, desc = default.replace("|", "\\|"), desc.replace("|", "\\|")
+        out.append(f"| `{key}` | {typ} | {default} | {desc} |")
+    return "\n".join(out)
+
+
+def t_values_documented() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    documented = {k for k, *_ in values_docs()}
+
+    def walk(o, path):
+        for k, v in o.items():
+            p = f"{path}.{k}" if path else k
+            if p in documented:
+                continue  # documented as a whole (its sub-keys may be documented too)
+            check(isinstance(v, dict) and v, f"values.yaml key {p} has no `# --` doc")
+            walk(v, p)
+
+    walk(values, "")
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    check(set(values) <= set(schema["properties"]), "every top-level value is in the schema")
+
+
+def t_readme_values_table() -> None:
+    text = README.read_text()
+    check(TABLE_START in text and TABLE_END in text, "README has the values-table markers")
+    current = text.split(TABLE_START)[1].split(TABLE_END)[0].strip()
+    check(current == values_table(),
+          "charts/logferry/README.md values table is stale: run "
+          "`target/tools/venv/bin/python tests/chart/test_chart.py --write-readme`")
+
+
+def write_readme() -> None:
+    text = README.read_text()
+    head, rest = text.split(TABLE_START)
+    _, tail = rest.split(TABLE_END)
+    README.write_text(f"{head}{TABLE_START}\n{values_table()}\n{TABLE_END}{tail}")
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--write-readme"]:
+        write_readme()
+        return 0
     for tool in ("helm", "kubernetes-validate", "promtool", "hadolint"):
         if shutil.which(tool) is None:
             print(f"tests/chart: {tool} not on PATH: run tests/install-tools.sh", file=sys.stderr)
             return 1
     run_check("ci value sets all have assertions", t_every_ci_file_has_assertions)
+    run_check("every value documented (helm-docs style)", t_values_documented)
+    run_check("README values table matches values.yaml", t_readme_values_table)
     for values in CI_VALUES:
         n = values.name
         run_check(f"helm lint --strict -f ci/{n}", t_lint, values)
