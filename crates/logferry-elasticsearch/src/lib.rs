@@ -1,3 +1,77 @@
 //! # logferry-elasticsearch
 //!
-//! Elasticsearch forwarder for logferry: document encoding, bulk batching, item results, retries, dead letters
+//! Ships [`RecordBatch`](logferry_core::RecordBatch)es to Elasticsearch through
+//! the bulk API
+//! (<https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-bulk.html>),
+//! using the official `elasticsearch` crate's transport, and acknowledges each
+//! batch once Elasticsearch has it.
+//!
+//! ## What it does
+//!
+//! * **Documents** ([`DocumentEncoder`]): each record becomes one JSON
+//!   document, ECS or Fluentd field names, written straight into the outgoing
+//!   body (no `serde_json::Value` per record), with a deterministic `_id`
+//!   ([`DocumentEncoder::document_id`]: a hash of the file's identity and the
+//!   record's start offset) and the `create` action.
+//! * **Index names** ([`index`]): a strftime + `{field.path}` template, or a
+//!   data stream `<type>-<dataset>-<namespace>`.
+//! * **Batching**: by count, bytes and time ([`BatchConfig`]), with
+//!   `concurrency` requests in flight; gzip bodies optionally.
+//! * **Item results**: 2xx and 409-on-`create` are delivered; 429 and 5xx
+//!   items are retried (only those items) with exponential backoff and jitter,
+//!   without limit; other 4xx items go to the dead-letter index with the error
+//!   and the original document, and when that fails too, to a dead-letter file
+//!   ([`dead_letter`]).
+//! * **Request failures**: connection errors, timeouts, whole-request 429/5xx
+//!   (and any other status) are retried; 413 splits the request in halves.
+//!   Endpoints are used round-robin and a failing one is cooled down.
+//! * **Start**: `GET /` until it answers (loud errors, never gives up), then
+//!   optionally the index templates ([`template`]).
+//!
+//! ## Guarantees
+//!
+//! * A batch is acknowledged exactly once, and only after every one of its
+//!   records was delivered or dead-lettered. Nothing is dropped.
+//! * A record sent twice (a retry after a lost response, or a replay after a
+//!   crash) is indexed once: same `_id`, `create` op, 409 counted as delivered.
+//! * Memory is bounded: at most `concurrency` bodies in flight and one being
+//!   filled; while all slots are busy the input channel is not read, which
+//!   pauses the tailer (the log files are the buffer).
+//!
+//! ## What it does not do
+//!
+//! * It does not order documents across retries: a retried item can be indexed
+//!   after later ones.
+//! * It does not read secrets again after start (restart to rotate them).
+//! * It reports measurements only through [`ForwarderEvents`]; it has no
+//!   metrics registry.
+
+pub mod client;
+pub mod config;
+pub mod dead_letter;
+pub mod document;
+pub mod error;
+pub mod events;
+pub mod index;
+pub mod template;
+
+mod batch;
+mod forwarder;
+mod json;
+mod meta;
+mod response;
+mod retry;
+
+pub use client::build_client;
+pub use config::{
+    Auth, BatchConfig, Compression, ElasticsearchConfig, IndexTarget, RetryConfig, TlsConfig,
+};
+pub use document::{AirflowOptions, DocumentEncoder, DocumentOptions, Schema};
+/// The `elasticsearch` crate, re-exported for users of [`build_client`].
+pub use elasticsearch;
+pub use error::Error;
+pub use events::{BulkOutcome, ForwarderEvents, NoopEvents};
+pub use forwarder::{data_stream_name, Forwarder, ForwarderSummary};
+pub use index::IndexNameTemplate;
+/// Re-exported for [`Forwarder::run`].
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,718 @@
+//! Documents: one JSON object per [`Record`], written straight into a byte
+//! buffer.
+//!
+//! ## ECS (default)
+//!
+//! Field names of the Elastic Common Schema as Filebeat writes them
+//! (<https://www.elastic.co/guide/en/ecs/current/ecs-field-reference.html>),
+//! as nested objects, absent values omitted:
+//!
+//! ```json
+//! {"@timestamp":"2026-11-22T15:04:05.123456789Z","message":"GET /healthz 200","stream":"stdout",
+//!  "log":{"level":"info","offset":4096,"file":{"path":"/var/log/pods/shop_web-0_9c1e…/web/0.log"}},
+//!  "kubernetes":{"namespace":"shop","pod":{"name":"web-0","uid":"9c1e…","ip":"10.1.2.3"},
+//!                "node":{"name":"node-1"},"container":{"name":"web"},
+//!                "labels":{"app":"web","app_kubernetes_io/name":"web"},"annotations":{…}},
+//!  "container":{"id":"5c79…","image":{"name":"nginx:1.27"},"runtime":"containerd"},
+//!  "host":{"name":"node-1"}}
+//! ```
+//!
+//! `log.offset` is the record's start byte in the file; `log.level` is set when
+//! [`Level::detect`] finds one. Label and annotation keys have `.` replaced by
+//! `_` (Filebeat's and Fluentd's "de-dot"), so that `app` and
+//! `app.kubernetes.io/name` cannot collide as object and value.
+//! `kubernetes.node.name` falls back to [`DocumentOptions::host_name`] (logferry
+//! runs on the node whose pods it reads).
+//!
+//! ## Fluentd
+//!
+//! What Fluentd's `kubernetes_metadata` filter and `elasticsearch` output
+//! (`logstash_format`) wrote: `@timestamp`, `time`, `log`, `stream`,
+//! `kubernetes.{pod_name, namespace_name, pod_id, container_name,
+//! container_image, host, labels}`, `docker.container_id`.
+//!
+//! ## Airflow
+//!
+//! With [`DocumentOptions::airflow`] set and `batch.meta.airflow` present
+//! (an Airflow worker pod), documents also get `log_id` and `offset`, the
+//! fields Airflow's Elasticsearch task handler queries (see
+//! `shared/notes/airflow.md` §1 and §7):
+//!
+//! * If the message is a JSON object, its top-level members are copied to the
+//!   document's top level. Members whose key is a field logferry writes are
+//!   skipped, except `message`, which replaces the raw message (ECS), and the
+//!   task's own `log_id` and `offset`, which pass through unchanged.
+//! * Otherwise `log_id` is the configured template rendered with the pod's
+//!   task (`{dag_id} {task_id} {run_id} {map_index} {try_number}
+//!   {logical_date} {execution_date}`, Python `str.format` style, `{{` and `}}`
+//!   for braces), the message also goes into `event` (Airflow 3 reads `event`),
+//!   and `offset` = max(record time in ns, previous offset of the same file + 1):
+//!   at least 1 and strictly increasing per file.
+//!
+//! `end_of_log` records are ordinary records and are kept.
+//!
+//! ## Costs
+//!
+//! The per-file part of a document (path, pod, container, host) is encoded once
+//! per `(Source, PodMeta)` pair (by `Arc` identity) and copied as bytes per
+//! record. Strings are escaped by hand with a copy-through fast path; invalid
+//! UTF-8 is replaced by U+FFFD.
+
+use crate::error::Error;
+use crate::index::IndexNameTemplate;
+use crate::json::{write_i64, write_key, write_str, write_timestamp, write_u64};
+use crate::meta::MetaView;
+use base64::Engine as _;
+use logferry_core::{AirflowTask, Level, PodMeta, Record, RecordBatch, Source, SourceId};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Document field names.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Schema {
+    /// Elastic Common Schema (Filebeat's names).
+    #[default]
+    Ecs,
+    /// Fluentd's `kubernetes_metadata` names.
+    Fluentd,
+}
+
+/// Airflow task log support.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct AirflowOptions {
+    /// Airflow's `[elasticsearch] log_id_template`, e.g.
+    /// `{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}`.
+    pub log_id_template: String,
+}
+
+/// What documents look like.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct DocumentOptions {
+    /// Field names.
+    pub schema: Schema,
+    /// `host.name`: the node's name.
+    pub host_name: Option<String>,
+    /// Airflow `log_id` / `offset`, when set.
+    pub airflow: Option<AirflowOptions>,
+}
+
+impl DocumentOptions {
+    /// Checks the Airflow `log_id` template.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming `airflow.log_id_template` for an
+    /// unknown placeholder or an unbalanced brace.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(a) = &self.airflow {
+            LogIdTemplate::parse(&a.log_id_template)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug)]
+enum LogIdPart {
+    Text(String),
+    DagId,
+    TaskId,
+    RunId,
+    MapIndex,
+    TryNumber,
+    LogicalDate,
+}
+
+#[derive(Clone, Debug)]
+struct LogIdTemplate(Vec<LogIdPart>);
+
+impl LogIdTemplate {
+    fn parse(template: &str) -> Result<LogIdTemplate, Error> {
+        let bad = |reason: String| Error::InvalidConfig {
+            field: "airflow.log_id_template",
+            reason,
+        };
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut chars = template.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    text.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    text.push('}');
+                }
+                '{' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) => name.push(c),
+                            None => return Err(bad(format!("unclosed '{{' in {template:?}"))),
+                        }
+                    }
+                    let part = match name.as_str() {
+                        "dag_id" => LogIdPart::DagId,
+                        "task_id" => LogIdPart::TaskId,
+                        "run_id" => LogIdPart::RunId,
+                        "map_index" => LogIdPart::MapIndex,
+                        "try_number" => LogIdPart::TryNumber,
+                        "logical_date" | "execution_date" => LogIdPart::LogicalDate,
+                        other => {
+                            return Err(bad(format!(
+                                "unknown placeholder {{{other}}} in {template:?}; known: dag_id, task_id, run_id, map_index, try_number, logical_date, execution_date"
+                            )))
+                        }
+                    };
+                    if !text.is_empty() {
+                        parts.push(LogIdPart::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(part);
+                }
+                '}' => return Err(bad(format!("single '}}' in {template:?}"))),
+                c => text.push(c),
+            }
+        }
+        if !text.is_empty() {
+            parts.push(LogIdPart::Text(text));
+        }
+        Ok(LogIdTemplate(parts))
+    }
+
+    fn render(&self, task: &AirflowTask) -> String {
+        let mut out = String::new();
+        for part in &self.0 {
+            out.push_str(match part {
+                LogIdPart::Text(t) => t,
+                LogIdPart::DagId => &task.dag_id,
+                LogIdPart::TaskId => &task.task_id,
+                LogIdPart::RunId => &task.run_id,
+                LogIdPart::MapIndex if task.map_index.is_empty() => "-1",
+                LogIdPart::MapIndex => &task.map_index,
+                LogIdPart::TryNumber => &task.try_number,
+                LogIdPart::LogicalDate => task.logical_date.as_deref().unwrap_or(""),
+            });
+        }
+        out
+    }
+}
+
+/// How the forwarder names a document's index.
+#[derive(Clone, Debug)]
+pub(crate) enum IndexNaming {
+    /// Rendered per record.
+    Template(IndexNameTemplate),
+    /// One name (a data stream).
+    Fixed(String),
+}
+
+/// Per-file cache entry. Holds the `Arc`s so that their addresses (the cache
+/// key) cannot be reused by other files while the entry lives.
+struct FileEntry {
+    _source: Arc<Source>,
+    _meta: Option<Arc<PodMeta>>,
+    /// Encoded per-file fields, starting with `,` (see `encode_tail`).
+    tail: Vec<u8>,
+    /// The rendered Airflow `log_id` as a JSON string literal, for Airflow pods.
+    log_id: Option<Vec<u8>>,
+    /// Last rendered index name and its bucket key.
+    index: Option<(Option<i64>, String)>,
+}
+
+/// Most cached files before the cache is emptied (bounded memory).
+const MAX_CACHED_FILES: usize = 4096;
+/// Most files whose last Airflow offset is remembered.
+const MAX_OFFSETS: usize = 65_536;
+
+/// Encodes records into JSON documents (see the module documentation for the
+/// fields). One encoder per task; it caches per-file parts, so reuse it.
+pub struct DocumentEncoder {
+    schema: Schema,
+    host_name: Option<String>,
+    log_id: Option<LogIdTemplate>,
+    files: HashMap<(usize, usize), FileEntry>,
+    offsets: HashMap<SourceId, i64>,
+}
+
+impl std::fmt::Debug for DocumentEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentEncoder")
+            .field("schema", &self.schema)
+            .field("cached_files", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DocumentEncoder {
+    /// Creates an encoder. An invalid Airflow `log_id` template (see
+    /// [`DocumentOptions::validate`]) disables Airflow fields; call `validate`
+    /// first to report it.
+    pub fn new(options: DocumentOptions) -> Self {
+        DocumentEncoder {
+            schema: options.schema,
+            host_name: options.host_name,
+            log_id: options
+                .airflow
+                .as_ref()
+                .and_then(|a| LogIdTemplate::parse(&a.log_id_template).ok()),
+            files: HashMap::new(),
+            offsets: HashMap::new(),
+        }
+    }
+
+    /// The document `_id` of `record` read from `source`: the URL-safe base64
+    /// (no padding) of the 128-bit XXH3 hash of `dev`, `ino`, `fingerprint`
+    /// and `start` (each as 8 little-endian bytes). Deterministic: a record
+    /// read again after a restart gets the same `_id`, so the bulk `create`
+    /// answers 409 instead of indexing a copy.
+    pub fn document_id(source: &Source, record: &Record) -> [u8; 22] {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&source.file.dev.to_le_bytes());
+        key[8..16].copy_from_slice(&source.file.ino.to_le_bytes());
+        key[16..24].copy_from_slice(&source.file.fingerprint.to_le_bytes());
+        key[24..].copy_from_slice(&record.start.to_le_bytes());
+        let hash = xxhash_rust::xxh3::xxh3_128(&key).to_le_bytes();
+        let mut id = [0u8; 22];
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode_slice(hash, &mut id)
+            .expect("16 bytes encode to 22 base64 characters");
+        debug_assert_eq!(n, 22);
+        id
+    }
+
+    /// Appends one JSON document (no trailing newline) for `record` of
+    /// `batch` to `out`. Uses `batch.meta` when present, otherwise the
+    /// metadata the source's path and container id carry.
+    pub fn encode(&mut self, batch: &RecordBatch, record: &Record, out: &mut Vec<u8>) {
+        let key = self.entry(batch);
+        let entry = &self.files[&key];
+        encode_doc(self.schema, entry, &mut self.offsets, batch, record, out);
+    }
+
+    /// Appends one bulk item: the action line `{"create":{"_index":…,"_id":…}}`,
+    /// `\n`, the document and `\n`. Returns the document's byte range in `out`.
+    pub(crate) fn encode_bulk_item(
+        &mut self,
+        naming: &IndexNaming,
+        batch: &RecordBatch,
+        record: &Record,
+        out: &mut Vec<u8>,
+    ) -> std::ops::Range<usize> {
+        let key = self.entry(batch);
+        let host = self.host_name.as_deref();
+        let entry = self.files.get_mut(&key).expect("entry was just inserted");
+        out.extend_from_slice(b"{\"create\":{\"_index\":");
+        match naming {
+            IndexNaming::Fixed(name) => write_str(out, name.as_bytes()),
+            IndexNaming::Template(t) => {
+                let bucket = t.bucket_key(record.timestamp_nanos);
+                let fresh = matches!(&entry.index, Some((b, _)) if b.is_some() && *b == bucket);
+                if !fresh {
+                    let view = MetaView::new(&batch.source, batch.meta.as_deref(), host);
+                    entry.index = Some((bucket, t.render(record.timestamp_nanos, &view)));
+                }
+                let name = &entry.index.as_ref().expect("index rendered above").1;
+                write_str(out, name.as_bytes());
+            }
+        }
+        out.extend_from_slice(b",\"_id\":\"");
+        out.extend_from_slice(&Self::document_id(&batch.source, record));
+        out.extend_from_slice(b"\"}}\n");
+        let start = out.len();
+        encode_doc(self.schema, entry, &mut self.offsets, batch, record, out);
+        let end = out.len();
+        out.push(b'\n');
+        start..end
+    }
+
+    fn entry(&mut self, batch: &RecordBatch) -> (usize, usize) {
+        let key = (
+            Arc::as_ptr(&batch.source) as usize,
+            batch.meta.as_ref().map_or(0, |m| Arc::as_ptr(m) as usize),
+        );
+        if !self.files.contains_key(&key) {
+            if self.files.len() >= MAX_CACHED_FILES {
+                self.files.clear();
+            }
+            let view = MetaView::new(
+                &batch.source,
+                batch.meta.as_deref(),
+                self.host_name.as_deref(),
+            );
+            let mut tail = Vec::with_capacity(256);
+            match self.schema {
+                Schema::Ecs => encode_ecs_tail(&view, &mut tail),
+                Schema::Fluentd => encode_fluentd_tail(&view, &mut tail),
+            }
+            let log_id = match (&self.log_id, view.airflow) {
+                (Some(t), Some(task)) => {
+                    let mut lit = Vec::new();
+                    write_str(&mut lit, t.render(task).as_bytes());
+                    Some(lit)
+                }
+                _ => None,
+            };
+            self.files.insert(
+                key,
+                FileEntry {
+                    _source: batch.source.clone(),
+                    _meta: batch.meta.clone(),
+                    tail,
+                    log_id,
+                    index: None,
+                },
+            );
+        }
+        key
+    }
+}
+
+/// Top-level keys logferry writes, per schema (JSON members with these keys are not copied).
+fn reserved(schema: Schema, key: &str) -> bool {
+    match schema {
+        Schema::Ecs => matches!(
+            key,
+            "@timestamp"
+                | "message"
+                | "stream"
+                | "log"
+                | "kubernetes"
+                | "container"
+                | "host"
+                | "log_id"
+                | "offset"
+        ),
+        Schema::Fluentd => matches!(
+            key,
+            "@timestamp"
+                | "time"
+                | "log"
+                | "stream"
+                | "kubernetes"
+                | "docker"
+                | "log_id"
+                | "offset"
+        ),
+    }
+}
+
+fn encode_doc(
+    schema: Schema,
+    entry: &FileEntry,
+    offsets: &mut HashMap<SourceId, i64>,
+    batch: &RecordBatch,
+    record: &Record,
+    out: &mut Vec<u8>,
+) {
+    let msg: &[u8] = &record.message;
+    // Airflow JSON task records: parse the members first (they may replace `message`).
+    let members = match entry.log_id {
+        Some(_) if looks_like_object(msg) => serde_json::from_slice::<Members<'_>>(msg).ok(),
+        _ => None,
+    };
+    let message_member = members
+        .as_ref()
+        .filter(|_| schema == Schema::Ecs)
+        .and_then(|m| m.0.iter().find(|(k, _)| k == "message").map(|(_, v)| *v));
+
+    out.extend_from_slice(b"{\"@timestamp\":");
+    write_timestamp(out, record.timestamp_nanos);
+    match schema {
+        Schema::Ecs => {
+            out.extend_from_slice(b",\"message\":");
+            match message_member {
+                Some(raw) => write_raw(out, raw),
+                None => write_str(out, msg),
+            }
+            out.extend_from_slice(b",\"stream\":\"");
+            out.extend_from_slice(record.stream.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"log\":{");
+            if let Some(level) = Level::detect(msg) {
+                out.extend_from_slice(b"\"level\":\"");
+                out.extend_from_slice(level.as_str().as_bytes());
+                out.extend_from_slice(b"\",");
+            }
+            out.extend_from_slice(b"\"offset\":");
+            write_u64(out, record.start);
+        }
+        Schema::Fluentd => {
+            out.extend_from_slice(b",\"time\":");
+            write_timestamp(out, record.timestamp_nanos);
+            out.extend_from_slice(b",\"log\":");
+            write_str(out, msg);
+            out.extend_from_slice(b",\"stream\":\"");
+            out.extend_from_slice(record.stream.as_str().as_bytes());
+            out.push(b'"');
+        }
+    }
+    out.extend_from_slice(&entry.tail);
+
+    if let Some(log_id) = &entry.log_id {
+        let last = offsets.get(&batch.source.id).copied().unwrap_or(0);
+        match &members {
+            Some(members) => {
+                let mut have_log_id = false;
+                let mut have_offset = false;
+                for (key, value) in &members.0 {
+                    let key: &str = key;
+                    match key {
+                        "log_id" => have_log_id = true,
+                        "offset" => {
+                            have_offset = true;
+                            if let Ok(v) = value.get().trim().parse::<i64>() {
+                                remember_offset(offsets, batch.source.id, v.max(last));
+                            }
+                        }
+                        k if reserved(schema, k) => continue,
+                        _ => {}
+                    }
+                    out.push(b',');
+                    write_str(out, key.as_bytes());
+                    out.push(b':');
+                    write_raw(out, value);
+                }
+                if !have_log_id {
+                    out.extend_from_slice(b",\"log_id\":");
+                    out.extend_from_slice(log_id);
+                }
+                if !have_offset {
+                    let offset = next_offset(last, record.timestamp_nanos);
+                    remember_offset(offsets, batch.source.id, offset);
+                    out.extend_from_slice(b",\"offset\":");
+                    write_i64(out, offset);
+                }
+            }
+            None => {
+                let offset = next_offset(last, record.timestamp_nanos);
+                remember_offset(offsets, batch.source.id, offset);
+                out.extend_from_slice(b",\"log_id\":");
+                out.extend_from_slice(log_id);
+                out.extend_from_slice(b",\"offset\":");
+                write_i64(out, offset);
+                out.extend_from_slice(b",\"event\":");
+                write_str(out, msg);
+            }
+        }
+    }
+    out.push(b'}');
+}
+
+fn next_offset(last: i64, nanos: i64) -> i64 {
+    nanos.max(last.saturating_add(1)).max(1)
+}
+
+fn remember_offset(offsets: &mut HashMap<SourceId, i64>, id: SourceId, offset: i64) {
+    if offsets.len() >= MAX_OFFSETS && !offsets.contains_key(&id) {
+        offsets.clear();
+    }
+    offsets.insert(id, offset);
+}
+
+fn looks_like_object(msg: &[u8]) -> bool {
+    let t = msg.trim_ascii();
+    t.first() == Some(&b'{') && t.last() == Some(&b'}')
+}
+
+/// Copies a raw JSON value, turning insignificant line breaks into spaces
+/// (a valid JSON text has no raw line break inside strings), so the document
+/// stays on one NDJSON line.
+fn write_raw(out: &mut Vec<u8>, raw: &RawValue) {
+    let bytes = raw.get().as_bytes();
+    let at = out.len();
+    out.extend_from_slice(bytes);
+    for b in &mut out[at..] {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
+}
+
+/// The top-level members of a JSON object, in order, values left raw.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+#[derive(serde::Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    members.push((k, v));
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Writes JSON objects whose members are all optional; empty objects vanish.
+struct ObjWriter<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+    stack: Vec<(usize, bool)>,
+}
+
+impl<'a> ObjWriter<'a> {
+    fn new(out: &'a mut Vec<u8>, first: bool) -> Self {
+        ObjWriter {
+            out,
+            first,
+            stack: Vec::new(),
+        }
+    }
+    fn sep(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+    fn str(&mut self, key: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.sep();
+            write_key(self.out, key);
+            write_str(self.out, v.as_bytes());
+        }
+    }
+    fn open(&mut self, key: &str) {
+        let mark = self.out.len();
+        let saved = self.first;
+        self.sep();
+        write_key(self.out, key);
+        self.out.push(b'{');
+        self.stack.push((mark, saved));
+        self.first = true;
+    }
+    fn close(&mut self) {
+        let (mark, saved) = self.stack.pop().expect("close matches open");
+        if self.first {
+            self.out.truncate(mark);
+            self.first = saved;
+        } else {
+            self.out.push(b'}');
+            self.first = false;
+        }
+    }
+    fn map(&mut self, key: &str, map: Option<&BTreeMap<String, String>>) {
+        let Some(map) = map else { return };
+        self.open(key);
+        let mut dedot = String::new();
+        for (k, v) in map {
+            self.sep();
+            dedot.clear();
+            dedot.extend(k.chars().map(|c| if c == '.' { '_' } else { c }));
+            write_str(self.out, dedot.as_bytes());
+            self.out.push(b':');
+            write_str(self.out, v.as_bytes());
+        }
+        self.close();
+    }
+}
+
+/// `,"file":{"path":…}}` (closing `log`), then `kubernetes`, `container`, `host`.
+fn encode_ecs_tail(v: &MetaView<'_>, out: &mut Vec<u8>) {
+    let path = v.path.to_string_lossy();
+    let mut w = ObjWriter::new(out, false);
+    w.open("file");
+    w.str("path", Some(&path));
+    w.close();
+    w.out.push(b'}');
+    w.open("kubernetes");
+    w.str("namespace", v.namespace);
+    w.open("pod");
+    w.str("name", v.pod_name);
+    w.str("uid", v.pod_uid);
+    w.str("ip", v.pod_ip);
+    w.close();
+    w.open("node");
+    w.str("name", v.node_name);
+    w.close();
+    w.open("container");
+    w.str("name", v.container_name);
+    w.close();
+    w.map("labels", v.labels);
+    w.map("annotations", v.annotations);
+    w.close();
+    w.open("container");
+    w.str("id", v.container_id);
+    w.open("image");
+    w.str("name", v.container_image);
+    w.close();
+    w.str("runtime", v.container_runtime);
+    w.close();
+    w.open("host");
+    w.str("name", v.host_name);
+    w.close();
+}
+
+/// `,"kubernetes":{…},"docker":{"container_id":…}`.
+fn encode_fluentd_tail(v: &MetaView<'_>, out: &mut Vec<u8>) {
+    let mut w = ObjWriter::new(out, false);
+    w.open("kubernetes");
+    w.str("pod_name", v.pod_name);
+    w.str("namespace_name", v.namespace);
+    w.str("pod_id", v.pod_uid);
+    w.str("container_name", v.container_name);
+    w.str("container_image", v.container_image);
+    w.str("host", v.node_name);
+    w.map("labels", v.labels);
+    w.close();
+    w.open("docker");
+    w.str("container_id", v.container_id);
+    w.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_id_templates_parse_and_render() {
+        let t =
+            LogIdTemplate::parse("{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}").unwrap();
+        let task = AirflowTask {
+            dag_id: "d".into(),
+            task_id: "t".into(),
+            run_id: "manual__2025-08-12T15:05:57.691303+00:00".into(),
+            try_number: "1".into(),
+            map_index: "-1".into(),
+            logical_date: None,
+        };
+        assert_eq!(
+            t.render(&task),
+            "d-t-manual__2025-08-12T15:05:57.691303+00:00--1-1"
+        );
+        let t = LogIdTemplate::parse("{{x}}{dag_id}_{execution_date}").unwrap();
+        assert_eq!(
+            t.render(&AirflowTask {
+                logical_date: Some("2016-01-01T00:00:00+00:00".into()),
+                ..task.clone()
+            }),
+            "{x}d_2016-01-01T00:00:00+00:00"
+        );
+        assert!(LogIdTemplate::parse("{dag}").is_err());
+        assert!(LogIdTemplate::parse("{dag_id").is_err());
+        assert!(LogIdTemplate::parse("a}b").is_err());
+    }
+
+    #[test]
+    fn offsets_are_strictly_increasing_and_positive() {
+        assert_eq!(next_offset(0, 0), 1);
+        assert_eq!(next_offset(0, -5), 1);
+        assert_eq!(next_offset(10, 5), 11);
+        assert_eq!(next_offset(10, 50), 50);
+    }
+}

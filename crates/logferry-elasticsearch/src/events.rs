@@ -1,0 +1,92 @@
+//! What the forwarder reports, for the binary's metrics (Vector's
+//! "internal events" style: the library never touches a registry).
+
+/// The outcome of one bulk HTTP request.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum BulkOutcome {
+    /// HTTP 2xx and every item delivered (2xx, or 409 on `create`).
+    Success,
+    /// HTTP 2xx with some items to retry or dead-letter.
+    PartialFailure,
+    /// HTTP 429 for the whole request.
+    Rejected429,
+    /// HTTP 5xx for the whole request.
+    ServerError,
+    /// HTTP 413: the body is split and sent again.
+    TooLarge,
+    /// Any other HTTP status (e.g. 401, 403, 400).
+    ClientError,
+    /// Connection refused, reset or closed without a response.
+    ConnectionError,
+    /// No complete response within `request_timeout`.
+    Timeout,
+    /// A 2xx response whose body is not a bulk response.
+    InvalidResponse,
+}
+
+impl BulkOutcome {
+    /// A label from a closed set, for metrics.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            BulkOutcome::Success => "success",
+            BulkOutcome::PartialFailure => "partial_failure",
+            BulkOutcome::Rejected429 => "rejected",
+            BulkOutcome::ServerError => "server_error",
+            BulkOutcome::TooLarge => "too_large",
+            BulkOutcome::ClientError => "client_error",
+            BulkOutcome::ConnectionError => "connection_error",
+            BulkOutcome::Timeout => "timeout",
+            BulkOutcome::InvalidResponse => "invalid_response",
+        }
+    }
+}
+
+/// Receives the forwarder's measurements. Every method has a no-op default;
+/// each is called per request or per batch, never per record.
+///
+/// For every record sent, the counts add up: each record eventually appears in
+/// exactly one of `records_sent` (including `duplicates`) or `dead_lettered`,
+/// unless the forwarder was stopped by `hard_stop`; `item_errors` and
+/// `retries` count attempts on the way.
+pub trait ForwarderEvents: Send + Sync + 'static {
+    /// One bulk request finished with `outcome` after `seconds` (wall time).
+    fn bulk_request(&self, outcome: BulkOutcome, seconds: f64) {
+        let _ = (outcome, seconds);
+    }
+    /// `records` were delivered (2xx or 409 on `create`); `bytes` is their
+    /// share of the uncompressed bulk body (action line and document).
+    fn records_sent(&self, records: u64, bytes: u64) {
+        let _ = (records, bytes);
+    }
+    /// `records` answered 409 on `create`: they were already indexed (a retry
+    /// or a replay) and count as delivered.
+    fn duplicates(&self, records: u64) {
+        let _ = records;
+    }
+    /// `records` items failed with `reason`: `rejected` (429), `server_error`
+    /// (5xx), `mapper_parsing` (400 `mapper_parsing_exception` /
+    /// `document_parsing_exception`), `other_4xx`, `too_large` (a single
+    /// document over the server's body limit).
+    fn item_errors(&self, reason: &'static str, records: u64) {
+        let _ = (reason, records);
+    }
+    /// `records` are sent again (after an item error or a failed request).
+    fn retries(&self, records: u64) {
+        let _ = records;
+    }
+    /// `records` went to the dead-letter index (`to_file == false`) or, when
+    /// that refused them too, to the dead-letter file.
+    fn dead_lettered(&self, records: u64, to_file: bool) {
+        let _ = (records, to_file);
+    }
+    /// Bulk requests now in flight.
+    fn in_flight_requests(&self, n: usize) {
+        let _ = n;
+    }
+}
+
+/// Events that go nowhere.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoopEvents;
+
+impl ForwarderEvents for NoopEvents {}

@@ -1,0 +1,108 @@
+//! Bulk API responses: what each item's status means for delivery.
+//!
+//! Format: <https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-bulk.html#bulk-api-response-body>.
+
+use serde::Deserialize;
+
+/// A bulk response body (the fields logferry reads).
+#[derive(Deserialize, Debug)]
+pub(crate) struct BulkResponse {
+    /// One entry per request item, in request order.
+    pub items: Vec<BulkItem>,
+}
+
+/// `{"create": {...}}` (or `index`, `update`, `delete`).
+#[derive(Deserialize, Debug)]
+pub(crate) struct BulkItem {
+    #[serde(alias = "index", alias = "update", alias = "delete")]
+    pub create: ItemResult,
+}
+
+/// One item's result.
+#[derive(Deserialize, Debug)]
+pub(crate) struct ItemResult {
+    #[serde(rename = "_index", default)]
+    pub index: Option<String>,
+    #[serde(rename = "_id", default)]
+    pub id: Option<String>,
+    pub status: u16,
+    #[serde(default)]
+    pub error: Option<ItemError>,
+}
+
+/// An item's error.
+#[derive(Deserialize, Debug)]
+pub(crate) struct ItemError {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// What to do with an item.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Verdict {
+    /// Indexed.
+    Delivered,
+    /// 409 on `create`: already indexed, counts as delivered.
+    Duplicate,
+    /// 429 or 5xx: send again later. The label for `item_errors`.
+    Retry(&'static str),
+    /// Any other 4xx: dead-letter it. The label for `item_errors`.
+    Reject(&'static str),
+}
+
+impl ItemResult {
+    pub(crate) fn verdict(&self) -> Verdict {
+        match self.status {
+            200..=299 => Verdict::Delivered,
+            409 => Verdict::Duplicate,
+            429 => Verdict::Retry("rejected"),
+            500..=599 => Verdict::Retry("server_error"),
+            _ => {
+                let parsing = self.error.as_ref().is_some_and(|e| {
+                    e.kind == "mapper_parsing_exception" || e.kind == "document_parsing_exception"
+                });
+                Verdict::Reject(if parsing {
+                    "mapper_parsing"
+                } else {
+                    "other_4xx"
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_items() {
+        let body = br#"{"took":3,"errors":true,"items":[
+            {"create":{"_index":"i","_id":"a","status":201,"result":"created"}},
+            {"create":{"_index":"i","_id":"b","status":409,"error":{"type":"version_conflict_engine_exception","reason":"x"}}},
+            {"create":{"_index":"i","_id":"c","status":429,"error":{"type":"es_rejected_execution_exception","reason":"busy"}}},
+            {"index":{"_index":"i","_id":"d","status":503,"error":{"type":"unavailable_shards_exception","reason":"x"}}},
+            {"create":{"_index":"i","_id":"e","status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse"}}},
+            {"create":{"_index":"i","_id":"f","status":404,"error":{"type":"index_not_found_exception","reason":"no"}}}
+        ]}"#;
+        let r: BulkResponse = serde_json::from_slice(body).unwrap();
+        let v: Vec<_> = r.items.iter().map(|i| i.create.verdict()).collect();
+        assert_eq!(
+            v,
+            [
+                Verdict::Delivered,
+                Verdict::Duplicate,
+                Verdict::Retry("rejected"),
+                Verdict::Retry("server_error"),
+                Verdict::Reject("mapper_parsing"),
+                Verdict::Reject("other_4xx"),
+            ]
+        );
+        assert_eq!(
+            r.items[4].create.error.as_ref().unwrap().reason.as_deref(),
+            Some("failed to parse")
+        );
+    }
+}
