@@ -470,6 +470,34 @@ impl Runner {
         }
     }
 
+    /// The container id of a file, from the `/var/log/containers` symlink of its
+    /// container. The symlink may have appeared after its inotify event was
+    /// queued, so a miss looks the links of this pod up directly.
+    fn container_id_for(&mut self, k: &KubeLogPath) -> Option<String> {
+        let key = (k.pod_uid.clone(), k.container.clone(), k.restart);
+        if let Some(id) = self.container_ids.get(&key) {
+            return Some(id.clone());
+        }
+        if let SourceMode::Kubernetes { containers_dir, .. } = &self.cfg.mode {
+            let prefix = format!("{}_{}_{}-", k.pod_name, k.namespace, k.container);
+            let links: Vec<PathBuf> = std::fs::read_dir(containers_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with(&prefix))
+                })
+                .map(|e| e.path())
+                .collect();
+            for l in links {
+                self.learn_link(&l);
+            }
+        }
+        self.container_ids.get(&key).cloned()
+    }
+
     fn scan_pods_root(&mut self, dir: &Path) {
         self.watch(dir, DirKind::PodsRoot);
         let Ok(rd) = std::fs::read_dir(dir) else {
@@ -891,11 +919,11 @@ impl Runner {
         } else {
             None
         };
-        let container_id = kube.as_ref().and_then(|k| {
-            self.container_ids
-                .get(&(k.pod_uid.clone(), k.container.clone(), k.restart))
-                .cloned()
-        });
+        let container_id = match &kube {
+            Some(k) => self.container_id_for(k),
+            None => None,
+        };
+        let t = self.files.get_mut(&key).expect("tracked");
         let source = Arc::new(Source {
             id,
             file: FileId {

@@ -1,0 +1,432 @@
+//! Behaviour of the tailer on real files: discovery, start policy,
+//! checkpoints, identity, deletion, formats.
+
+mod common;
+
+use common::{writer, Node, Running};
+use logferry_core::{LogFormat, RecordFlags, Stream};
+use logferry_tail::checkpoint::CheckpointStore;
+use logferry_tail::{MultilineConfig, ReadFrom, RunMode, TailConfig};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_file_is_picked_up_by_inotify_without_rescan() {
+    let node = Node::new();
+    let run = Running::start(node.config(), RunMode::Follow, 16);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = Instant::now();
+    let mut w = node.writer("pod-a", "main");
+    w.write_line("stdout", b"hello from a new pod").unwrap();
+    assert!(
+        run.wait_for(WAIT, |r| !r.is_empty()).await,
+        "record never arrived"
+    );
+    let latency = t0.elapsed();
+    println!("new file pickup latency: {latency:?}");
+    // rescan_interval is 1 h and the 1 s safety poll only covers open files:
+    // anything under a second can only come from inotify.
+    assert!(latency < Duration::from_secs(1), "pickup took {latency:?}");
+    // A new container dir in an existing pod, and a new pod, both by inotify.
+    let mut w2 = node.writer("pod-a", "sidecar");
+    w2.write_line("stderr", b"sidecar line").unwrap();
+    let mut w3 = node.writer("pod-b", "main");
+    w3.write_line("stdout", b"pod b line").unwrap();
+    assert!(run.wait_for(Duration::from_secs(1), |r| r.len() == 3).await);
+    let (summary, recs, _) = run.finish().await;
+    assert_eq!(summary.files, 3);
+    let (src, rec) = &recs[0];
+    assert_eq!(&rec.message[..], b"hello from a new pod");
+    assert_eq!(rec.start, 0);
+    assert_eq!(src.format, LogFormat::Cri);
+    let kube = src.kube.as_ref().unwrap();
+    assert_eq!(
+        (
+            kube.namespace.as_str(),
+            kube.pod_name.as_str(),
+            kube.container.as_str()
+        ),
+        ("ns", "pod-a", "main")
+    );
+    assert!(
+        src.container_id.as_deref().is_some_and(|id| id.len() == 64),
+        "{:?}",
+        src.container_id
+    );
+    assert_ne!(src.file.fingerprint, 0);
+    let stderr = recs
+        .iter()
+        .find(|(_, r)| &r.message[..] == b"sidecar line")
+        .unwrap();
+    assert_eq!(stderr.1.stream, Stream::Stderr);
+}
+
+fn line(nanos: i64, msg: &str) -> Vec<u8> {
+    let mut v = Vec::new();
+    writer::cri_line(&mut v, nanos, "stdout", false, msg.as_bytes());
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_from_end_skips_existing_lines_but_new_files_are_read_from_start() {
+    let node = Node::new();
+    let mut w = node.writer("p", "c");
+    w.write_line("stdout", b"old 1").unwrap();
+    w.write_line("stdout", b"old 2").unwrap();
+    w.write_raw(b"2024-01-01T00:00:00Z stdout F half a li")
+        .unwrap();
+    let mut cfg = node.config();
+    cfg.read_from = ReadFrom::End;
+    let run = Running::start(cfg, RunMode::Follow, 16);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    w.write_raw(b"ne\n").unwrap();
+    w.write_line("stdout", b"new 1").unwrap();
+    let mut w2 = node.writer("p2", "c");
+    w2.write_line("stdout", b"fresh file").unwrap();
+    assert!(run.wait_for(WAIT, |r| r.len() >= 2).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, recs, _) = run.finish().await;
+    let mut msgs: Vec<_> = recs
+        .iter()
+        .map(|(_, r)| String::from_utf8_lossy(&r.message).into_owned())
+        .collect();
+    msgs.sort();
+    assert_eq!(msgs, vec!["fresh file", "new 1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookback_skips_old_records_on_first_read() {
+    let node = Node::new();
+    let mut w = node.writer("p", "c");
+    let now = writer::now_nanos();
+    let day = 86_400_000_000_000i64;
+    w.write_raw(&line(now - 3 * day, "three days old")).unwrap();
+    w.write_raw(&line(now - day / 2, "twelve hours old"))
+        .unwrap();
+    w.write_raw(&line(now, "fresh")).unwrap();
+    let mut cfg = node.config();
+    cfg.lookback = Some(Duration::from_secs(86_400));
+    let run = Running::start(cfg, RunMode::Once, 16);
+    let (summary, recs, _) = run.finish_once().await;
+    let msgs: Vec<_> = recs
+        .iter()
+        .map(|(_, r)| String::from_utf8_lossy(&r.message).into_owned())
+        .collect();
+    assert_eq!(msgs, vec!["twelve hours old", "fresh"]);
+    assert_eq!(summary.records, 2);
+    // The skipped line is covered by the checkpoint: a second run reads nothing.
+    let node_cfg = node.config();
+    let (_, recs, _) = Running::start(node_cfg, RunMode::Once, 16)
+        .finish_once()
+        .await;
+    assert!(recs.is_empty(), "{} records", recs.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_resumes_and_recycled_inode_starts_from_zero() {
+    let node = Node::new();
+    let mut w = node.writer("p", "c");
+    w.write_line("stdout", b"one").unwrap();
+    w.write_line("stdout", b"two").unwrap();
+    let (_, recs, _) = Running::start(node.config(), RunMode::Once, 16)
+        .finish_once()
+        .await;
+    assert_eq!(recs.len(), 2);
+    w.write_line("stdout", b"three").unwrap();
+    let (_, recs, _) = Running::start(node.config(), RunMode::Once, 16)
+        .finish_once()
+        .await;
+    let msgs: Vec<_> = recs.iter().map(|(_, r)| r.message.clone()).collect();
+    assert_eq!(msgs, vec![&b"three"[..]]);
+    // Rewrite the checkpoint so that (dev, ino) matches but the fingerprint
+    // does not: a recycled inode. Reading must start at 0.
+    let meta = std::fs::metadata(w.active_path()).unwrap();
+    let body = format!(
+        r#"{{"version":1,"files":[{{"dev":{},"ino":{},"fingerprint":12345,"offset":40,"path":"/x","updated_at":0}}]}}"#,
+        meta.dev(),
+        meta.ino()
+    );
+    std::fs::write(CheckpointStore::file_path(&node.data()), body).unwrap();
+    let (_, recs, _) = Running::start(node.config(), RunMode::Once, 16)
+        .finish_once()
+        .await;
+    assert_eq!(recs.len(), 3, "recycled inode must be read from offset 0");
+    assert_eq!(recs[0].1.start, 0);
+    // An offset beyond the file size means copytruncate: start at 0 too.
+    let fp = recs[0].0.file.fingerprint;
+    let body = format!(
+        r#"{{"version":1,"files":[{{"dev":{},"ino":{},"fingerprint":{fp},"offset":999999,"path":"/x","updated_at":0}}]}}"#,
+        meta.dev(),
+        meta.ino()
+    );
+    std::fs::write(CheckpointStore::file_path(&node.data()), body).unwrap();
+    let (_, recs, ev) = Running::start(node.config(), RunMode::Once, 16)
+        .finish_once()
+        .await;
+    assert_eq!(recs.len(), 3);
+    assert_eq!(ev.truncates.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_checkpoint_file_falls_back_to_previous_copy() {
+    let node = Node::new();
+    let mut w = node.writer("p", "c");
+    w.write_line("stdout", b"one").unwrap();
+    let (_, recs, _) = Running::start(node.config(), RunMode::Once, 16)
+        .finish_once()
+        .await;
+    assert_eq!(recs.len(), 1);
+    let path = CheckpointStore::file_path(&node.data());
+    let good = std::fs::read(&path).unwrap();
+    w.write_line("stdout", b"two").unwrap();
+    let (_, recs, _) = Running::start(node.config(), RunMode::Once, 16)
+        .finish_once()
+        .await;
+    assert_eq!(recs.len(), 1);
+    // The previous copy says "after one"; the current file is torn.
+    std::fs::write(node.data().join("checkpoints.json.prev"), &good).unwrap();
+    let torn = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &torn[..torn.len() / 2]).unwrap();
+    let (_, recs, _) = Running::start(node.config(), RunMode::Once, 16)
+        .finish_once()
+        .await;
+    let msgs: Vec<_> = recs.iter().map(|(_, r)| r.message.clone()).collect();
+    assert_eq!(
+        msgs,
+        vec![&b"two"[..]],
+        "resumed from the previous good copy"
+    );
+    // Both corrupt: start without checkpoints (everything again), no error.
+    std::fs::write(&path, b"garbage").unwrap();
+    std::fs::write(node.data().join("checkpoints.json.prev"), b"garbage").unwrap();
+    let (_, recs, _) = Running::start(node.config(), RunMode::Once, 16)
+        .finish_once()
+        .await;
+    assert_eq!(recs.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_flushes_trailing_partial_as_incomplete_and_joins_p_chunks() {
+    let node = Node::new();
+    let mut w = node.writer("p", "c");
+    w.write_split("stdout", &b"x".repeat(40_000), 16_384)
+        .unwrap();
+    w.write_raw(b"2024-01-01T00:00:00Z stderr P dangling \n")
+        .unwrap();
+    w.write_raw(b"2024-01-01T00:00:00Z stdout F between\n")
+        .unwrap();
+    w.write_raw(b"2024-01-01T00:00:00Z stderr P chunk\n")
+        .unwrap();
+    w.write_raw(b"not a cri line\n").unwrap();
+    let (summary, recs, ev) = Running::start(node.config(), RunMode::Once, 16)
+        .finish_once()
+        .await;
+    assert_eq!(summary.records, 4);
+    let joined = &recs[0].1;
+    assert_eq!(joined.message.len(), 40_000);
+    assert!(joined.flags.contains(RecordFlags::PARTIAL_JOINED));
+    let file_len = std::fs::metadata(w.active_path()).unwrap().len();
+    let unparsed = recs
+        .iter()
+        .find(|(_, r)| r.flags.contains(RecordFlags::UNPARSED))
+        .unwrap();
+    assert_eq!(&unparsed.1.message[..], b"not a cri line");
+    assert_eq!(ev.unparsed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let incomplete = recs
+        .iter()
+        .find(|(_, r)| r.flags.contains(RecordFlags::INCOMPLETE))
+        .unwrap();
+    assert_eq!(&incomplete.1.message[..], b"dangling chunk");
+    assert_eq!(incomplete.1.stream, Stream::Stderr);
+    // Offsets: records cover the file exactly (the stderr assembly spans the stdout line).
+    let covered: u64 = recs.iter().map(|(_, r)| r.end - r.start).sum::<u64>()
+        - (b"2024-01-01T00:00:00Z stdout F between\n".len() as u64);
+    assert_eq!(covered, file_len);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_json_files_and_files_mode_globs() {
+    let node = Node::new();
+    let dir = node.root.path().join("shared");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let mut f = std::fs::File::create(dir.join("app.log")).unwrap();
+    let mut buf = Vec::new();
+    logferry_tail::docker::encode_docker(
+        &mut buf,
+        "2019-01-01T11:11:11.111111111Z",
+        Stream::Stdout,
+        b"json <line>\n",
+    );
+    logferry_tail::docker::encode_docker(
+        &mut buf,
+        "2019-01-01T11:11:11.2Z",
+        Stream::Stdout,
+        b"split ",
+    );
+    logferry_tail::docker::encode_docker(
+        &mut buf,
+        "2019-01-01T11:11:11.3Z",
+        Stream::Stdout,
+        b"line\n",
+    );
+    f.write_all(&buf).unwrap();
+    std::fs::write(dir.join("plain.log"), b"plain text line\n").unwrap();
+    std::fs::write(dir.join("ignored.txt"), b"not matched\n").unwrap();
+    std::fs::write(dir.join("sub/nested.log"), b"not matched either\n").unwrap();
+    let mut cfg = TailConfig::files(vec![format!("{}/*.log", dir.display())], node.data());
+    cfg.rescan_interval = Duration::from_secs(3600);
+    let run = Running::start(cfg, RunMode::Follow, 16);
+    assert!(run.wait_for(WAIT, |r| r.len() == 3).await);
+    std::fs::write(dir.join("late.log"), b"late file\n").unwrap();
+    assert!(run.wait_for(WAIT, |r| r.len() == 4).await);
+    let (_, recs, _) = run.finish().await;
+    let mut got: Vec<_> = recs
+        .iter()
+        .map(|(s, r)| {
+            (
+                s.format,
+                String::from_utf8_lossy(&r.message).into_owned(),
+                r.timestamp_nanos,
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(got[0].0, LogFormat::Docker);
+    assert_eq!(got[0].1, "json <line>");
+    assert_eq!(got[0].2, 1_546_341_071_111_111_111);
+    assert_eq!(
+        (got[1].0, got[1].1.as_str()),
+        (LogFormat::Plain, "late file")
+    );
+    assert_eq!(
+        (got[2].0, got[2].1.as_str()),
+        (LogFormat::Plain, "plain text line")
+    );
+    assert_eq!(
+        (got[3].0, got[3].1.as_str()),
+        (LogFormat::Docker, "split line")
+    );
+    assert!(recs.iter().all(|(s, _)| s.kube.is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_file_with_unread_data_is_drained_before_release() {
+    let node = Node::new();
+    let mut cfg = node.config();
+    cfg.batch_max_records = 50;
+    let run = Running::start(cfg, RunMode::Follow, 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    run.paused.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut w = node.writer("short-lived", "task");
+    let n = 20_000;
+    for i in 0..n {
+        w.write_line(
+            "stdout",
+            format!("task line {i:06} {}", "y".repeat(100)).as_bytes(),
+        )
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen_before = run.records.lock().len();
+    assert!(
+        seen_before < n,
+        "consumer was paused, yet everything arrived"
+    );
+    // kubelet container GC: every file, the symlink and the directory go.
+    w.remove_all().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    run.paused
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        run.wait_for(WAIT, |r| r.len() >= n).await,
+        "deleted file not drained"
+    );
+    assert!(
+        run.wait_for(WAIT, |_| run
+            .events
+            .released
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 1)
+            .await
+    );
+    let (_, recs, ev) = run.finish().await;
+    assert_eq!(recs.len(), n);
+    for (i, (_, r)) in recs.iter().enumerate() {
+        assert!(r
+            .message
+            .starts_with(format!("task line {i:06} ").as_bytes()));
+    }
+    assert_eq!(ev.lost_bytes.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_files_limit_closes_the_oldest_and_counts_the_loss() {
+    let node = Node::new();
+    let mut cfg = node.config();
+    cfg.max_deleted_files = 1;
+    cfg.batch_max_records = 10;
+    let run = Running::start(cfg, RunMode::Follow, 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    run.paused.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut writers = Vec::new();
+    for p in ["a", "b"] {
+        let mut w = node.writer(p, "c");
+        for i in 0..2000 {
+            w.write_line("stdout", format!("{p} {i}").as_bytes())
+                .unwrap();
+        }
+        writers.push(w);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for w in writers {
+        w.remove_all().unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    run.paused
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, recs, ev) = run.finish().await;
+    assert_eq!(
+        ev.lost_deleted_files
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert!(ev.lost_bytes.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert!(recs.len() < 4000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multiline_joins_stack_traces_and_flushes_on_timeout() {
+    let node = Node::new();
+    let mut cfg = node.config();
+    cfg.multiline = Some(MultilineConfig {
+        start_pattern: Some(regex::Regex::new(r"^\S").unwrap()),
+        continuation_pattern: None,
+        flush_timeout: Duration::from_millis(200),
+    });
+    let run = Running::start(cfg, RunMode::Follow, 16);
+    let mut w = node.writer("p", "c");
+    for l in [
+        "Exception in thread main",
+        "\tat a.b(C.java:1)",
+        "\tat d.e(F.java:2)",
+        "next record",
+    ] {
+        w.write_line("stdout", l.as_bytes()).unwrap();
+    }
+    assert!(
+        run.wait_for(WAIT, |r| r.len() == 2).await,
+        "held record flushed after the timeout"
+    );
+    let (_, recs, _) = run.finish().await;
+    assert_eq!(
+        &recs[0].1.message[..],
+        b"Exception in thread main\n\tat a.b(C.java:1)\n\tat d.e(F.java:2)"
+    );
+    assert!(recs[0].1.flags.contains(RecordFlags::MULTILINE));
+    assert_eq!(&recs[1].1.message[..], b"next record");
+}
