@@ -207,6 +207,7 @@ impl Corpus {
     }
 
     /// A corpus from in-memory lines (tests).
+    #[cfg(test)]
     pub fn from_lines(lines: Vec<Vec<u8>>) -> Corpus {
         assert!(!lines.is_empty());
         Corpus {
@@ -376,8 +377,7 @@ pub fn layout(rng: &mut SplitMix64, files: usize) -> Vec<FileLayout> {
         let pod = format!("{app}-{}-{}", hex(rng, 10), alnum(rng, 5));
         let uid = uuid(rng);
         let n = (1 + rng.below(3) as usize).min(files - out.len());
-        for c in 0..n {
-            let container = CONTAINERS[c];
+        for container in CONTAINERS.iter().take(n) {
             let id = hex(rng, 64);
             out.push(FileLayout {
                 path: format!("var/log/pods/{ns}_{pod}_{uid}/{container}/0.log"),
@@ -422,8 +422,9 @@ struct Tally {
     stderr_records: u64,
 }
 
-/// Builds the message of one logical line into `msg`; returns (is_json, is_stderr).
-fn build_message(
+/// Builds the message of one logical line at time `nanos` into `msg` (cleared first); returns
+/// (is_json, is_stderr). `long` makes it a JSON object over 16 KiB.
+pub fn build_message(
     rng: &mut SplitMix64,
     corpus: &Corpus,
     nanos: u64,

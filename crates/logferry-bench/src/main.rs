@@ -8,20 +8,102 @@
 //!
 //! Every figure it prints is measured on the machine it runs on; nothing is hard-coded.
 
+mod ceiling;
 mod generate;
+mod harness;
+mod idle;
+mod live;
+mod procstat;
+mod report;
+mod throughput;
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Repository root, for the default corpus and results paths.
-const REPO_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+pub(crate) const REPO_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+const DEFAULT_CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/corpus/loghub");
 
 #[derive(Parser)]
-#[command(name = "logferry-bench", about = "logferry benchmark harness")]
+#[command(
+    name = "logferry-bench",
+    about = "logferry benchmark harness (run by hand; see crates/logferry-bench/README.md)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Options every measuring mode takes.
+#[derive(Args, Clone)]
+struct Common {
+    /// Directory holding the release `logferry` and `es-double` binaries
+    /// [default: $CARGO_TARGET_DIR/release or <repo>/target/release].
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Scratch directory (checkpoints, logs of the processes, generated trees).
+    #[arg(long, default_value = "/tmp/logferry-bench")]
+    work: PathBuf,
+    /// Directory of Loghub `*.log` files used as message text.
+    #[arg(long, default_value = DEFAULT_CORPUS)]
+    corpus: PathBuf,
+    /// Also write the result as JSON to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
+impl Common {
+    fn binaries(&self) -> Result<harness::Binaries> {
+        harness::Binaries::find(
+            &self
+                .bin_dir
+                .clone()
+                .unwrap_or_else(harness::Binaries::default_dir),
+        )
+    }
+}
+
+#[derive(Args, Clone)]
+struct LiveArgs {
+    /// Writing time, seconds.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Total write rate, MB/s (10^6 bytes).
+    #[arg(long, default_value_t = 5.0)]
+    rate_mb: f64,
+    /// Files written.
+    #[arg(long, default_value_t = 50)]
+    files: usize,
+    /// Rotate a file when it reaches this size, MB.
+    #[arg(long, default_value_t = 10.0)]
+    rotate_mb: f64,
+}
+
+impl LiveArgs {
+    fn options(&self) -> live::LiveOptions {
+        live::LiveOptions {
+            seconds: self.seconds,
+            rate_bytes: (self.rate_mb * 1e6) as u64,
+            files: self.files,
+            rotate_bytes: (self.rotate_mb * 1e6) as u64,
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+struct CeilingArgs {
+    /// Documents sent.
+    #[arg(long, default_value_t = 1_000_000)]
+    docs: u64,
+    /// Documents per bulk request.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Bulk requests in flight.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
 }
 
 #[derive(Subcommand)]
@@ -38,7 +120,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Directory of Loghub `*.log` files used as message text.
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/corpus/loghub"))]
+        #[arg(long, default_value = DEFAULT_CORPUS)]
         corpus: PathBuf,
         /// PRNG seed.
         #[arg(long, default_value_t = 20261122)]
@@ -47,10 +129,114 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         long_per_million: u32,
     },
+    /// Ship a generated tree with `logferry run --once` into the double; measure.
+    Throughput {
+        /// Tree made by `generate`.
+        #[arg(long)]
+        tree: PathBuf,
+        /// gzip the bulk bodies.
+        #[arg(long)]
+        gzip: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Writers append at a fixed rate with kubelet rotation; write-to-stored delay and CPU per MB.
+    Live {
+        #[command(flatten)]
+        live: LiveArgs,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// 1,000 quiet files: CPU seconds and RSS over a quiet window.
+    Idle {
+        /// Quiet window, seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The double alone with pre-encoded bulk bodies: its ceiling in docs/s and MB/s.
+    EsCeiling {
+        #[command(flatten)]
+        ceiling: CeilingArgs,
+        /// gzip the bulk bodies.
+        #[arg(long)]
+        gzip: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Everything: es-ceiling, throughput (50x gzip off/on, 1000x gzip off), idle, live; writes
+    /// crates/logferry-bench/results/latest.json (or --json-out).
+    All {
+        /// Logical lines per generated tree.
+        #[arg(long, default_value_t = 2_000_000)]
+        lines: u64,
+        /// Idle window, seconds.
+        #[arg(long, default_value_t = 60)]
+        idle_seconds: u64,
+        #[command(flatten)]
+        live: LiveArgs,
+        #[command(flatten)]
+        ceiling: CeilingArgs,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
-fn main() -> Result<()> {
-    let _ = REPO_ROOT;
+/// What `all` writes.
+#[derive(Serialize)]
+struct AllResults {
+    machine: harness::Machine,
+    runs: Vec<serde_json::Value>,
+    errors: Vec<String>,
+}
+
+/// Prints a result's table and writes its JSON when asked.
+fn emit<T: Serialize>(table: report::Table, value: &T, json_out: Option<&Path>) -> Result<()> {
+    println!("{}", table.render());
+    if let Some(p) = json_out {
+        report::write_json(
+            p,
+            &serde_json::json!({ "machine": harness::Machine::detect(), "result": value }),
+        )?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// Reuses `<work>/tree-<shape>` when its expected.json matches, else (re)generates it.
+fn ensure_tree(common: &Common, shape: generate::Shape, lines: u64) -> Result<PathBuf> {
+    let dir = common.work.join(format!("tree-{}-{lines}", shape.name()));
+    if let Ok(e) = generate::Expected::load(&dir) {
+        if e.records == lines && e.shape == shape {
+            println!("reusing {}", dir.display());
+            return Ok(dir);
+        }
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    let started = std::time::Instant::now();
+    let e = generate::generate(&generate::GenerateOptions {
+        shape,
+        lines,
+        out: dir.clone(),
+        corpus: common.corpus.clone(),
+        seed: 20261122,
+        long_per_million: 500,
+    })?;
+    println!(
+        "generated {} ({} files, {:.1} MB) in {:.1} s",
+        dir.display(),
+        e.files.len(),
+        e.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(dir)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Generate {
             shape,
@@ -69,7 +255,7 @@ fn main() -> Result<()> {
                 seed,
                 long_per_million,
             };
-            let e = generate::generate(&opts)?;
+            let e = tokio::task::spawn_blocking(move || generate::generate(&opts)).await??;
             println!(
                 "generated {} in {:.1} s: {} files, {} records ({} CRI lines, {} long, {} JSON, {} stderr), {:.1} MB source bytes, {:.1} MB message bytes",
                 out.display(),
@@ -83,6 +269,142 @@ fn main() -> Result<()> {
                 e.bytes as f64 / 1e6,
                 e.message_bytes as f64 / 1e6
             );
+        }
+        Command::Throughput { tree, gzip, common } => {
+            let r = throughput::run(&common.binaries()?, &tree, gzip, &common.work).await?;
+            emit(r.table(), &r, common.json_out.as_deref())?;
+        }
+        Command::Live { live, common } => {
+            let r = live::run(
+                &common.binaries()?,
+                &common.corpus,
+                &live.options(),
+                &common.work,
+            )
+            .await?;
+            emit(r.table(), &r, common.json_out.as_deref())?;
+        }
+        Command::Idle { seconds, common } => {
+            let r = idle::run(
+                &common.binaries()?,
+                &common.corpus,
+                Duration::from_secs(seconds),
+                &common.work,
+            )
+            .await?;
+            emit(r.table(), &r, common.json_out.as_deref())?;
+        }
+        Command::EsCeiling {
+            ceiling,
+            gzip,
+            common,
+        } => {
+            let r = ceiling::run(
+                &common.binaries()?,
+                &common.corpus,
+                ceiling.docs,
+                ceiling.batch,
+                ceiling.concurrency,
+                gzip,
+                &common.work,
+            )
+            .await?;
+            emit(r.table(), &r, common.json_out.as_deref())?;
+        }
+        Command::All {
+            lines,
+            idle_seconds,
+            live,
+            ceiling,
+            common,
+        } => {
+            let bins = common.binaries()?;
+            let machine = harness::Machine::detect();
+            let mut runs: Vec<serde_json::Value> = Vec::new();
+            let mut errors = Vec::new();
+            let mut tables = Vec::new();
+            let mut note = |name: &str, r: Result<(report::Table, serde_json::Value)>| match r {
+                Ok((t, v)) => {
+                    println!("{}", t.render());
+                    tables.push(t);
+                    runs.push(v);
+                }
+                Err(e) => {
+                    eprintln!("{name} failed: {e:#}");
+                    errors.push(format!("{name}: {e:#}"));
+                }
+            };
+            let r = ceiling::run(
+                &bins,
+                &common.corpus,
+                ceiling.docs,
+                ceiling.batch,
+                ceiling.concurrency,
+                false,
+                &common.work,
+            )
+            .await;
+            note(
+                "es-ceiling",
+                r.and_then(|r| Ok((r.table(), serde_json::to_value(&r)?))),
+            );
+            for (shape, gzip) in [
+                (generate::Shape::Files50, false),
+                (generate::Shape::Files50, true),
+                (generate::Shape::Files1000, false),
+            ] {
+                let c = common.clone();
+                let tree =
+                    tokio::task::spawn_blocking(move || ensure_tree(&c, shape, lines)).await?;
+                let r = match tree {
+                    Ok(tree) => throughput::run(&bins, &tree, gzip, &common.work).await,
+                    Err(e) => Err(e),
+                };
+                note(
+                    &format!("throughput {} gzip={gzip}", shape.name()),
+                    r.and_then(|r| Ok((r.table(), serde_json::to_value(&r)?))),
+                );
+            }
+            let r = idle::run(
+                &bins,
+                &common.corpus,
+                Duration::from_secs(idle_seconds),
+                &common.work,
+            )
+            .await;
+            note(
+                "idle",
+                r.and_then(|r| Ok((r.table(), serde_json::to_value(&r)?))),
+            );
+            let r = live::run(&bins, &common.corpus, &live.options(), &common.work).await;
+            note(
+                "live",
+                r.and_then(|r| Ok((r.table(), serde_json::to_value(&r)?))),
+            );
+            let out = common.json_out.clone().unwrap_or_else(|| {
+                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/results/latest.json"))
+            });
+            report::write_json(
+                &out,
+                &AllResults {
+                    machine: machine.clone(),
+                    runs,
+                    errors: errors.clone(),
+                },
+            )?;
+            println!(
+                "machine: {} CPUs ({}), {} GiB, kernel {}, commit {}, {}",
+                machine.nproc,
+                machine.cpu_model,
+                machine.memory_gib,
+                machine.kernel,
+                machine.commit.as_deref().unwrap_or("?"),
+                machine.date
+            );
+            println!("wrote {}", out.display());
+            if !errors.is_empty() {
+                anyhow::bail!("{} mode(s) failed: {}", errors.len(), errors.join("; "));
+            }
         }
     }
     Ok(())
