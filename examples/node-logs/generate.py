@@ -50,9 +50,12 @@ MAX_TREE_BYTES = 100 * 1024
 
 
 def corpus_lines(name, start, count):
-    """`count` consecutive non-empty lines of <name>_2k.head.log from line `start`,
-    with the CRLF/LF line end removed (containerd strips it too)."""
-    path = os.path.join(CORPUS, name + "_2k.head.log")
+    """`count` consecutive non-empty lines of <name>_2k.log (or, where only the
+    first lines were copied, <name>_2k.head.log) from line `start`, with the
+    CRLF/LF line end removed (containerd strips it too)."""
+    path = os.path.join(CORPUS, name + "_2k.log")
+    if not os.path.exists(path):
+        path = os.path.join(CORPUS, name + "_2k.head.log")
     with open(path, "rb") as f:
         lines = [l.rstrip(b"\r") for l in f.read().split(b"\n") if l.rstrip(b"\r")]
     picked = lines[start:start + count]
