@@ -55,14 +55,29 @@ impl KubeError {
 
     /// Whether the API server is to be considered unavailable for metadata: lookups then
     /// answer [`Lookup::PathOnly`](crate::Lookup::PathOnly) at once instead of waiting for
-    /// the pod. True for `unreachable`, `timeout`, `unauthorized`, `forbidden`,
-    /// `throttled` and `server_error`; false for `gone` (a re-list follows at once) and
-    /// for decoding problems.
+    /// the pod. True when a list or the start of a watch failed with `unreachable`,
+    /// `timeout`, `unauthorized`, `forbidden`, `throttled` or `server_error`; false for
+    /// `gone` (a re-list follows at once), for decoding problems, and for an open watch
+    /// that broke mid-stream (the re-list that follows decides).
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self.as_label(),
-            "unreachable" | "timeout" | "unauthorized" | "forbidden" | "throttled" | "server_error"
-        )
+        use kube::runtime::watcher::Error as W;
+        let mid_stream = matches!(
+            self,
+            KubeError::Watch {
+                source: W::WatchFailed(_),
+                ..
+            }
+        );
+        !mid_stream
+            && matches!(
+                self.as_label(),
+                "unreachable"
+                    | "timeout"
+                    | "unauthorized"
+                    | "forbidden"
+                    | "throttled"
+                    | "server_error"
+            )
     }
 
     /// Every watch error is retried (after backoff); only configuration errors are not.

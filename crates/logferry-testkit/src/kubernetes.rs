@@ -243,9 +243,12 @@ impl KubeApiDouble {
     ///
     /// If the address cannot be bound or the kubeconfig not written.
     pub async fn start_with(options: DoubleOptions) -> anyhow::Result<KubeApiDouble> {
-        let listener = TcpListener::bind(options.listen)
-            .await
-            .with_context(|| format!("failed to bind the Kubernetes API double to {}", options.listen))?;
+        let listener = TcpListener::bind(options.listen).await.with_context(|| {
+            format!(
+                "failed to bind the Kubernetes API double to {}",
+                options.listen
+            )
+        })?;
         let addr = listener.local_addr()?;
         let (kubeconfig, remove_kubeconfig) = match &options.kubeconfig_out {
             Some(p) => (p.clone(), false),
@@ -317,7 +320,8 @@ impl KubeApiDouble {
         // Namespaces first, so that pods land in existing namespaces.
         let mut objects = Vec::new();
         for path in paths {
-            let text = std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
+            let text = std::fs::read(&path)
+                .with_context(|| format!("failed to read {}", path.display()))?;
             if let Ok(v) = serde_json::from_slice::<Value>(&text) {
                 objects.push((path, v));
             }
@@ -331,7 +335,8 @@ impl KubeApiDouble {
                     n += 1;
                 }
                 Some("Pod") => {
-                    self.create_pod(v).with_context(|| format!("failed to load pod {}", path.display()))?;
+                    self.create_pod(v)
+                        .with_context(|| format!("failed to load pod {}", path.display()))?;
                     n += 1;
                 }
                 _ => {}
@@ -396,7 +401,13 @@ impl KubeApiDouble {
 
     /// The current pods, ordered by namespace/name.
     pub fn pods(&self) -> Vec<Value> {
-        self.inner.state.lock().pods.values().map(|v| (**v).clone()).collect()
+        self.inner
+            .state
+            .lock()
+            .pods
+            .values()
+            .map(|v| (**v).clone())
+            .collect()
     }
 
     /// Sets the fault every `/api` request is answered with.
@@ -513,7 +524,13 @@ impl State {
         self.rv
     }
 
-    fn record(&mut self, kind: Kind, ty: EventType, mut object: Value, prev: Option<Arc<Value>>) -> Arc<Value> {
+    fn record(
+        &mut self,
+        kind: Kind,
+        ty: EventType,
+        mut object: Value,
+        prev: Option<Arc<Value>>,
+    ) -> Arc<Value> {
         let rv = self.next_rv();
         object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let object = Arc::new(object);
@@ -554,14 +571,20 @@ impl Inner {
             bail!("object has no metadata");
         }
         let mut state = self.state.lock();
-        let ns = meta_str(&object, "namespace").unwrap_or("default").to_owned();
+        let ns = meta_str(&object, "namespace")
+            .unwrap_or("default")
+            .to_owned();
         let key = (ns.clone(), name.clone());
         if kind == Kind::Pods && state.pods.contains_key(&key) {
             bail!("pods \"{name}\" already exists in namespace {ns}");
         }
         let md = &mut object["metadata"];
         md["namespace"] = Value::String(ns.clone());
-        if md.get("uid").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if md
+            .get("uid")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             md["uid"] = Value::String(new_uid());
         }
         if md.get("creationTimestamp").is_none_or(Value::is_null) {
@@ -579,8 +602,12 @@ impl Inner {
     }
 
     fn update(&self, kind: Kind, mut object: Value) -> anyhow::Result<Value> {
-        let name = meta_str(&object, "name").ok_or_else(|| anyhow!("object has no metadata.name"))?.to_owned();
-        let ns = meta_str(&object, "namespace").unwrap_or("default").to_owned();
+        let name = meta_str(&object, "name")
+            .ok_or_else(|| anyhow!("object has no metadata.name"))?
+            .to_owned();
+        let ns = meta_str(&object, "namespace")
+            .unwrap_or("default")
+            .to_owned();
         let mut state = self.state.lock();
         let key = (ns.clone(), name.clone());
         let prev = state
@@ -615,9 +642,10 @@ impl Inner {
         let prev = state.namespaces.get(&name).cloned();
         let md = &mut object["metadata"];
         if md.get("uid").and_then(Value::as_str).is_none() {
-            md["uid"] = prev
-                .as_ref()
-                .map_or_else(|| Value::String(new_uid()), |p| p["metadata"]["uid"].clone());
+            md["uid"] = prev.as_ref().map_or_else(
+                || Value::String(new_uid()),
+                |p| p["metadata"]["uid"].clone(),
+            );
         }
         if md.get("creationTimestamp").is_none() {
             md["creationTimestamp"] = Value::String(now_rfc3339());
@@ -630,7 +658,11 @@ impl Inner {
         if object.get("status").is_none() {
             object["status"] = json!({"phase": "Active"});
         }
-        let ty = if prev.is_some() { EventType::Modified } else { EventType::Added };
+        let ty = if prev.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         let stored = state.record(Kind::Namespaces, ty, object, prev);
         state.namespaces.insert(name, Arc::clone(&stored));
         let rv = state.rv;
@@ -717,14 +749,21 @@ impl Inner {
         if inner.server.lock().is_some() {
             return Ok(());
         }
-        let listener = TcpListener::bind(inner.addr)
-            .await
-            .with_context(|| format!("failed to bind the Kubernetes API double to {} again", inner.addr))?;
+        let listener = TcpListener::bind(inner.addr).await.with_context(|| {
+            format!(
+                "failed to bind the Kubernetes API double to {} again",
+                inner.addr
+            )
+        })?;
         Inner::serve(inner, listener);
         Ok(())
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, conn_stop: CancellationToken) -> Response<Body> {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn_stop: CancellationToken,
+    ) -> Response<Body> {
         let path = req.uri().path().to_owned();
         let query = parse_query(req.uri().query().unwrap_or(""));
         if let Some(rest) = path.strip_prefix("/_double/") {
@@ -732,14 +771,34 @@ impl Inner {
             return self.control(req, &rest, &query).await;
         }
         if !path.starts_with("/api") {
-            return status_response(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource", None);
+            return status_response(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the server could not find the requested resource",
+                None,
+            );
         }
         let expected = format!("Bearer {}", self.options.token);
-        if req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-            return status_response(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized", None);
+        if req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            != Some(expected.as_str())
+        {
+            return status_response(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "Unauthorized",
+                None,
+            );
         }
         if req.method() != Method::GET {
-            return status_response(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "the double serves GET only", None);
+            return status_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "the double serves GET only",
+                None,
+            );
         }
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         // (kind, namespace scope, single object name)
@@ -748,11 +807,18 @@ impl Inner {
             ["api", "v1", "namespaces"] => Some((Kind::Namespaces, None, None)),
             ["api", "v1", "namespaces", name] => Some((Kind::Namespaces, None, Some(*name))),
             ["api", "v1", "namespaces", ns, "pods"] => Some((Kind::Pods, Some(*ns), None)),
-            ["api", "v1", "namespaces", ns, "pods", name] => Some((Kind::Pods, Some(*ns), Some(*name))),
+            ["api", "v1", "namespaces", ns, "pods", name] => {
+                Some((Kind::Pods, Some(*ns), Some(*name)))
+            }
             _ => None,
         };
         let Some((kind, ns, name)) = route else {
-            return status_response(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource", None);
+            return status_response(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the server could not find the requested resource",
+                None,
+            );
         };
         let is_watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
         if name.is_none() {
@@ -766,8 +832,17 @@ impl Inner {
         match fault {
             Fault::None => {}
             Fault::Forbidden => {
-                let verb = if is_watch { "watch" } else if name.is_some() { "get" } else { "list" };
-                let scope = ns.map_or_else(|| "at the cluster scope".to_owned(), |n| format!("in the namespace \"{n}\""));
+                let verb = if is_watch {
+                    "watch"
+                } else if name.is_some() {
+                    "get"
+                } else {
+                    "list"
+                };
+                let scope = ns.map_or_else(
+                    || "at the cluster scope".to_owned(),
+                    |n| format!("in the namespace \"{n}\""),
+                );
                 return status_response(
                     StatusCode::FORBIDDEN,
                     "Forbidden",
@@ -792,14 +867,20 @@ impl Inner {
         if let Some(name) = name {
             return self.get_one(kind, ns_scope, name);
         }
-        let field = match Selector::parse_fields(kind, query.get("fieldSelector").map_or("", String::as_str)) {
+        let field = match Selector::parse_fields(
+            kind,
+            query.get("fieldSelector").map_or("", String::as_str),
+        ) {
             Ok(s) => s,
             Err(msg) => return status_response(StatusCode::BAD_REQUEST, "BadRequest", &msg, None),
         };
-        let label = match Selector::parse_labels(query.get("labelSelector").map_or("", String::as_str)) {
-            Ok(s) => s,
-            Err(msg) => return status_response(StatusCode::BAD_REQUEST, "BadRequest", &msg, None),
-        };
+        let label =
+            match Selector::parse_labels(query.get("labelSelector").map_or("", String::as_str)) {
+                Ok(s) => s,
+                Err(msg) => {
+                    return status_response(StatusCode::BAD_REQUEST, "BadRequest", &msg, None)
+                }
+            };
         let filter = Filter {
             namespace: ns_scope.map(str::to_owned),
             field,
@@ -815,7 +896,9 @@ impl Inner {
     fn get_one(&self, kind: Kind, ns: Option<&str>, name: &str) -> Response<Body> {
         let state = self.state.lock();
         let found = match kind {
-            Kind::Pods => state.pods.get(&(ns.unwrap_or("default").to_owned(), name.to_owned())),
+            Kind::Pods => state
+                .pods
+                .get(&(ns.unwrap_or("default").to_owned(), name.to_owned())),
             Kind::Namespaces => state.namespaces.get(name),
         };
         match found {
@@ -831,10 +914,17 @@ impl Inner {
 
     fn list(&self, kind: Kind, filter: &Filter, query: &HashMap<String, String>) -> Response<Body> {
         let state = self.state.lock();
-        let requested_rv = query.get("resourceVersion").map(String::as_str).unwrap_or("");
+        let requested_rv = query
+            .get("resourceVersion")
+            .map(String::as_str)
+            .unwrap_or("");
         if !requested_rv.is_empty() && requested_rv != "0" {
             match requested_rv.parse::<u64>() {
-                Ok(rv) if rv < state.oldest_rv && query.get("resourceVersionMatch").map(String::as_str) == Some("Exact") => {
+                Ok(rv)
+                    if rv < state.oldest_rv
+                        && query.get("resourceVersionMatch").map(String::as_str)
+                            == Some("Exact") =>
+                {
                     return gone(rv, state.oldest_rv);
                 }
                 Ok(rv) if rv < state.oldest_rv && !query.contains_key("resourceVersionMatch") => {
@@ -869,14 +959,23 @@ impl Inner {
                 None => return status_response(StatusCode::BAD_REQUEST, "BadRequest", "invalid continue token", None),
             }
         }
-        let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+        let limit = query
+            .get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| *l > 0);
         let objects: Vec<&Arc<Value>> = match kind {
             Kind::Pods => state.pods.values().collect(),
             Kind::Namespaces => state.namespaces.values().collect(),
         };
-        let matching: Vec<&Arc<Value>> = objects.into_iter().filter(|o| filter.matches(o)).collect();
+        let matching: Vec<&Arc<Value>> =
+            objects.into_iter().filter(|o| filter.matches(o)).collect();
         let end = limit.map_or(matching.len(), |l| (offset + l).min(matching.len()));
-        let items: Vec<&Value> = matching.get(offset.min(end)..end).unwrap_or(&[]).iter().map(|v| &***v).collect();
+        let items: Vec<&Value> = matching
+            .get(offset.min(end)..end)
+            .unwrap_or(&[])
+            .iter()
+            .map(|v| &***v)
+            .collect();
         let mut metadata = json!({"resourceVersion": state.rv.to_string()});
         if end < matching.len() {
             metadata["continue"] = Value::String(format!("{}:{end}", state.rv));
@@ -888,7 +987,13 @@ impl Inner {
         )
     }
 
-    fn watch(self: &Arc<Self>, kind: Kind, filter: Filter, query: &HashMap<String, String>, conn_stop: CancellationToken) -> Response<Body> {
+    fn watch(
+        self: &Arc<Self>,
+        kind: Kind,
+        filter: Filter,
+        query: &HashMap<String, String>,
+        conn_stop: CancellationToken,
+    ) -> Response<Body> {
         let requested_rv = query.get("resourceVersion").cloned().unwrap_or_default();
         let bookmarks = query.get("allowWatchBookmarks").map(String::as_str) == Some("true");
         let timeout = query
@@ -898,7 +1003,16 @@ impl Inner {
         let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(64);
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            this.run_watch(kind, filter, requested_rv, bookmarks, timeout, tx, conn_stop).await;
+            this.run_watch(
+                kind,
+                filter,
+                requested_rv,
+                bookmarks,
+                timeout,
+                tx,
+                conn_stop,
+            )
+            .await;
         });
         let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
         Response::builder()
@@ -991,7 +1105,8 @@ impl Inner {
                         (Err(state.oldest_rv), state.rv)
                     } else {
                         let from = state.log.partition_point(|e| e.rv <= cursor);
-                        let events: Vec<(EventType, Arc<Value>, Option<Arc<Value>>)> = state.log[from..]
+                        let events: Vec<(EventType, Arc<Value>, Option<Arc<Value>>)> = state.log
+                            [from..]
                             .iter()
                             .filter(|e| e.kind == kind)
                             .map(|e| (e.ty, Arc::clone(&e.object), e.prev.clone()))
@@ -1001,7 +1116,12 @@ impl Inner {
                 };
                 match events {
                     Err(oldest) => {
-                        let status = status_body(410, "Expired", &format!("too old resource version: {cursor} ({oldest})"), None);
+                        let status = status_body(
+                            410,
+                            "Expired",
+                            &format!("too old resource version: {cursor} ({oldest})"),
+                            None,
+                        );
                         let _ = send(json!({"type": "ERROR", "object": status})).await;
                         return;
                     }
@@ -1055,22 +1175,43 @@ impl Inner {
         }
     }
 
-    async fn control(self: Arc<Self>, req: Request<Incoming>, rest: &str, query: &HashMap<String, String>) -> Response<Body> {
+    async fn control(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        rest: &str,
+        query: &HashMap<String, String>,
+    ) -> Response<Body> {
         let method = req.method().clone();
         let body = match req.into_body().collect().await {
             Ok(b) => b.to_bytes(),
-            Err(e) => return text_response(StatusCode::BAD_REQUEST, &format!("failed to read body: {e}")),
+            Err(e) => {
+                return text_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("failed to read body: {e}"),
+                )
+            }
         };
-        let parse = || serde_json::from_slice::<Value>(&body).map_err(|e| format!("invalid JSON body: {e}"));
+        let parse = || {
+            serde_json::from_slice::<Value>(&body).map_err(|e| format!("invalid JSON body: {e}"))
+        };
         let segs: Vec<&str> = rest.split('/').collect();
-        let result: Result<(StatusCode, Value), (StatusCode, String)> = match (&method, segs.as_slice()) {
+        let result: Result<(StatusCode, Value), (StatusCode, String)> = match (
+            &method,
+            segs.as_slice(),
+        ) {
             (&Method::POST, ["pods"]) => parse()
                 .map_err(|e| (StatusCode::BAD_REQUEST, e))
-                .and_then(|v| self.create(Kind::Pods, v).map_err(|e| (StatusCode::CONFLICT, format!("{e:#}"))))
+                .and_then(|v| {
+                    self.create(Kind::Pods, v)
+                        .map_err(|e| (StatusCode::CONFLICT, format!("{e:#}")))
+                })
                 .map(|v| (StatusCode::CREATED, v)),
             (&Method::PUT, ["pods"]) => parse()
                 .map_err(|e| (StatusCode::BAD_REQUEST, e))
-                .and_then(|v| self.update(Kind::Pods, v).map_err(|e| (StatusCode::NOT_FOUND, format!("{e:#}"))))
+                .and_then(|v| {
+                    self.update(Kind::Pods, v)
+                        .map_err(|e| (StatusCode::NOT_FOUND, format!("{e:#}")))
+                })
                 .map(|v| (StatusCode::OK, v)),
             (&Method::DELETE, ["namespaces", ns, "pods", name]) => self
                 .delete(Kind::Pods, ns, name)
@@ -1078,22 +1219,38 @@ impl Inner {
                 .map_err(|e| (StatusCode::NOT_FOUND, format!("{e:#}"))),
             (&Method::POST, ["namespaces"]) => parse()
                 .map_err(|e| (StatusCode::BAD_REQUEST, e))
-                .and_then(|v| self.upsert_namespace(v).map_err(|e| (StatusCode::BAD_REQUEST, format!("{e:#}"))))
+                .and_then(|v| {
+                    self.upsert_namespace(v)
+                        .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e:#}")))
+                })
                 .map(|v| (StatusCode::OK, v)),
             (&Method::GET, ["pods"]) => {
-                let pods: Vec<Value> = self.state.lock().pods.values().map(|v| (**v).clone()).collect();
+                let pods: Vec<Value> = self
+                    .state
+                    .lock()
+                    .pods
+                    .values()
+                    .map(|v| (**v).clone())
+                    .collect();
                 Ok((StatusCode::OK, Value::Array(pods)))
             }
-            (&Method::POST, ["fault"]) => parse().map_err(|e| (StatusCode::BAD_REQUEST, e)).and_then(|v| {
-                let fault = match v["fault"].as_str() {
-                    Some("none") => Fault::None,
-                    Some("forbidden") => Fault::Forbidden,
-                    Some("server_error") => Fault::ServerError,
-                    other => return Err((StatusCode::BAD_REQUEST, format!("unknown fault {other:?}"))),
-                };
-                self.state.lock().fault = fault;
-                Ok((StatusCode::OK, json!({"fault": v["fault"]})))
-            }),
+            (&Method::POST, ["fault"]) => parse()
+                .map_err(|e| (StatusCode::BAD_REQUEST, e))
+                .and_then(|v| {
+                    let fault = match v["fault"].as_str() {
+                        Some("none") => Fault::None,
+                        Some("forbidden") => Fault::Forbidden,
+                        Some("server_error") => Fault::ServerError,
+                        other => {
+                            return Err((
+                                StatusCode::BAD_REQUEST,
+                                format!("unknown fault {other:?}"),
+                            ))
+                        }
+                    };
+                    self.state.lock().fault = fault;
+                    Ok((StatusCode::OK, json!({"fault": v["fault"]})))
+                }),
             (&Method::POST, ["expire"]) => {
                 self.expire();
                 Ok((StatusCode::OK, json!({"expired": true})))
@@ -1107,24 +1264,35 @@ impl Inner {
                 self.drop_watches();
                 Ok((StatusCode::OK, json!({"dropped": true})))
             }
-            (&Method::POST, ["outage"]) => match query.get("seconds").and_then(|s| s.parse::<f64>().ok()) {
-                Some(secs) if secs >= 0.0 => {
-                    let this = Arc::clone(&self);
-                    tokio::spawn(async move {
-                        // Let this response leave first.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        this.stop().await;
-                        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-                        if let Err(e) = Inner::restart(&this).await {
-                            tracing::error!(error = %e, "kube-api-double could not listen again");
-                        }
-                    });
-                    Ok((StatusCode::OK, json!({"outage_seconds": secs})))
+            (&Method::POST, ["outage"]) => {
+                match query.get("seconds").and_then(|s| s.parse::<f64>().ok()) {
+                    Some(secs) if secs >= 0.0 => {
+                        let this = Arc::clone(&self);
+                        tokio::spawn(async move {
+                            // Let this response leave first.
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            this.stop().await;
+                            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+                            if let Err(e) = Inner::restart(&this).await {
+                                tracing::error!(error = %e, "kube-api-double could not listen again");
+                            }
+                        });
+                        Ok((StatusCode::OK, json!({"outage_seconds": secs})))
+                    }
+                    _ => Err((
+                        StatusCode::BAD_REQUEST,
+                        "outage needs ?seconds=N".to_owned(),
+                    )),
                 }
-                _ => Err((StatusCode::BAD_REQUEST, "outage needs ?seconds=N".to_owned())),
-            },
-            (&Method::GET, ["stats"]) => Ok((StatusCode::OK, serde_json::to_value(self.stats()).expect("serialisable"))),
-            _ => Err((StatusCode::NOT_FOUND, format!("no control endpoint {method} /_double/{rest}"))),
+            }
+            (&Method::GET, ["stats"]) => Ok((
+                StatusCode::OK,
+                serde_json::to_value(self.stats()).expect("serialisable"),
+            )),
+            _ => Err((
+                StatusCode::NOT_FOUND,
+                format!("no control endpoint {method} /_double/{rest}"),
+            )),
         };
         match result {
             Ok((status, v)) => json_response(status, &v),
@@ -1153,8 +1321,16 @@ fn status_body(code: u16, reason: &str, message: &str, details: Option<Value>) -
     v
 }
 
-fn status_response(status: StatusCode, reason: &str, message: &str, details: Option<Value>) -> Response<Body> {
-    json_response(status, &status_body(status.as_u16(), reason, message, details))
+fn status_response(
+    status: StatusCode,
+    reason: &str,
+    message: &str,
+    details: Option<Value>,
+) -> Response<Body> {
+    json_response(
+        status,
+        &status_body(status.as_u16(), reason, message, details),
+    )
 }
 
 fn json_response(status: StatusCode, v: &impl Serialize) -> Response<Body> {
@@ -1162,7 +1338,11 @@ fn json_response(status: StatusCode, v: &impl Serialize) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed())
+        .body(
+            Full::new(Bytes::from(bytes))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
         .expect("valid response")
 }
 
@@ -1170,7 +1350,11 @@ fn text_response(status: StatusCode, text: &str) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "text/plain")
-        .body(Full::new(Bytes::from(text.to_owned())).map_err(|never| match never {}).boxed())
+        .body(
+            Full::new(Bytes::from(text.to_owned()))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
         .expect("valid response")
 }
 
@@ -1192,15 +1376,13 @@ fn percent_decode(s: &str) -> String {
         let hex = |b: u8| (b as char).to_digit(16);
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -1254,7 +1436,9 @@ impl Selector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(format!("invalid selector: '{s}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                ));
             };
             let pointer = match (kind, key.trim()) {
                 (_, "metadata.name") => "/metadata/name",
@@ -1263,7 +1447,9 @@ impl Selector {
                 (Kind::Pods, "spec.restartPolicy") => "/spec/restartPolicy",
                 (Kind::Pods, "spec.schedulerName") => "/spec/schedulerName",
                 (Kind::Pods, "spec.serviceAccountName") => "/spec/serviceAccountName",
-                (Kind::Pods, "status.phase") | (Kind::Namespaces, "status.phase") => "/status/phase",
+                (Kind::Pods, "status.phase") | (Kind::Namespaces, "status.phase") => {
+                    "/status/phase"
+                }
                 (Kind::Pods, "status.podIP") => "/status/podIP",
                 (_, other) => {
                     return Err(format!("field label not supported: {other}"));
@@ -1294,7 +1480,11 @@ impl Selector {
         for part in parts.into_iter().map(str::trim).filter(|p| !p.is_empty()) {
             let bad = || format!("unable to parse requirement: '{part}'");
             let set = |rest: &str| -> Result<Vec<String>, String> {
-                let inner = rest.trim().strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(bad)?;
+                let inner = rest
+                    .trim()
+                    .strip_prefix('(')
+                    .and_then(|r| r.strip_suffix(')'))
+                    .ok_or_else(bad)?;
                 Ok(inner.split(',').map(|v| v.trim().to_owned()).collect())
             };
             let term = if let Some(key) = part.strip_prefix('!') {
@@ -1320,10 +1510,18 @@ impl Selector {
     }
 
     fn matches(&self, object: &Value) -> bool {
-        let label = |k: &str| object.pointer("/metadata/labels").and_then(|l| l.get(k)).and_then(Value::as_str);
+        let label = |k: &str| {
+            object
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(k))
+                .and_then(Value::as_str)
+        };
         self.terms.iter().all(|t| match t {
             Term::Field(pointer, eq, value) => {
-                let actual = object.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+                let actual = object
+                    .pointer(pointer)
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 (actual == value) == *eq
             }
             Term::Exists(k) => label(k).is_some(),
@@ -1355,7 +1553,8 @@ mod tests {
 
     #[test]
     fn field_selectors_reject_unsupported_fields() {
-        let pod = json!({"metadata": {"name": "p", "namespace": "n"}, "spec": {"nodeName": "node-a"}});
+        let pod =
+            json!({"metadata": {"name": "p", "namespace": "n"}, "spec": {"nodeName": "node-a"}});
         let m = |s: &str| Selector::parse_fields(Kind::Pods, s).unwrap().matches(&pod);
         assert!(m("spec.nodeName=node-a"));
         assert!(m("spec.nodeName=node-a,metadata.namespace!=kube-system"));
@@ -1365,7 +1564,9 @@ mod tests {
 
     #[test]
     fn query_strings_are_percent_decoded() {
-        let q = parse_query("fieldSelector=spec.nodeName%3Dnode-a&labelSelector=app+in+%28a%2Cb%29&watch=true");
+        let q = parse_query(
+            "fieldSelector=spec.nodeName%3Dnode-a&labelSelector=app+in+%28a%2Cb%29&watch=true",
+        );
         assert_eq!(q["fieldSelector"], "spec.nodeName=node-a");
         assert_eq!(q["labelSelector"], "app in (a,b)");
         assert_eq!(q["watch"], "true");
