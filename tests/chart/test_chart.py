@@ -534,6 +534,21 @@ def t_checksum_stable() -> None:
     check(ca == cb, "checksum/config does not change when only non-config values change")
 
 
+def t_notes() -> None:
+    """NOTES.txt renders (client-side dry run) and tells how to check the release works."""
+    def notes(values: Path) -> str:
+        out = sh("helm", "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client",
+                 "-f", str(values)).stdout
+        check("NOTES:" in out, f"no NOTES for {values.name}")
+        return out.split("NOTES:", 1)[1]
+    n = notes(CHART / "ci" / "default-values.yaml")
+    for want in (f"rollout status daemonset/{RELEASE}-logferry", "/readyz", "/metrics",
+                 "elasticsearch_sent_records_total", "drains for at most 20s", "gets 30s"):
+        check(want in n, f"default NOTES lack {want!r}:\n{n}")
+    n = notes(CHART / "ci" / "sidecar-values.yaml")
+    check("lf-logferry-sidecar" in n and "/quitquitquit" in n and "rollout" not in n, f"sidecar NOTES:\n{n}")
+
+
 def t_invalid_values(path: Path) -> None:
     first = path.read_text().splitlines()[0]
     check(first.startswith("# expect: "), f"{path.name}: first line must be '# expect: <message>'")
@@ -895,6 +910,7 @@ def main() -> int:
         if rendered_configs(render(values)):
             run_check(f"logferry validate on rendered config ci/{n}", t_logferry_validate, values)
     run_check("checksum/config stable when the config is unchanged", t_checksum_stable)
+    run_check("NOTES.txt tells how to check the release", t_notes)
     for path in INVALID_VALUES:
         run_check(f"rejected with a clear message: invalid-values/{path.name}", t_invalid_values, path)
     run_check("logferry validate rejects a typo'd config key", t_validate_rejects_bad_config)
