@@ -698,13 +698,13 @@ def promql_metrics(expr: str) -> set[str]:
     e = re.sub(r"\{[^}]*\}", " ", e)
     e = re.sub(r"\[[^\]]*\]", " ", e)
     e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", e)
+    e = re.sub(r"\boffset\s+-?[0-9a-z]+", " ", e)  # offset 10m
+    e = re.sub(r"\b\d+(\.\d+)?([eE][+-]?\d+)?[a-z]*\b", " ", e)  # numbers, durations
     names = set()
     for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", e):
         word = m.group(0)
         rest = e[m.end() :].lstrip()
         if rest.startswith("(") or word.lower() in PROMQL_WORDS:
-            continue
-        if re.fullmatch(r"\d*e\d+", word):  # 1e3
             continue
         names.add(word)
     return names
@@ -722,6 +722,8 @@ def known_metric(name: str, exported: dict[str, str]) -> bool:
 def t_promql_parser() -> None:
     got = promql_metrics('sum by (le) (rate(a_bucket{x=~"$i", y="b c"}[$__rate_interval])) / on (x) b_total > 1e3')
     check(got == {"a_bucket", "b_total"}, f"promql_metrics self-test: {got}")
+    got = promql_metrics("c_total unless c_total offset 10m > 256 * 1024 and d_bytes")
+    check(got == {"c_total", "d_bytes"}, f"promql_metrics self-test: {got}")
 
 
 def t_dashboard_metrics() -> None:
