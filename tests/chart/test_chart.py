@@ -511,6 +511,19 @@ def t_custom_config(values: Path) -> None:
     check(a != b, "checksum/config changes with the config")
 
 
+def t_stdout_sink(values: Path) -> None:
+    objs = render(values)
+    v = values_of(values)
+    assert_daemonset(objs, v)
+    cfg = yaml.safe_load(daemon_config(objs)["data"]["logferry.yaml"])
+    check("elasticsearch" not in cfg, "no elasticsearch section: stdout sink")
+    check(cfg["data_dir"] == "/var/lib/logferry-debug" and cfg["server"]["listen"] == "0.0.0.0:2021", f"{cfg}")
+    _, _, spec, c, vols, _ = ds_parts(objs)
+    check(c["image"] == "ghcr.io/logferry/logferry@" + v["image"]["digest"], f"image by digest: {c['image']}")
+    check("elasticsearch-credentials" not in vols, "no credentials volume")
+    check(c["livenessProbe"]["periodSeconds"] == 30, "probe timings from values")
+
+
 ASSERTIONS = {
     "default-values.yaml": t_default,
     "daemonset-disabled-values.yaml": t_daemonset_disabled,
@@ -518,6 +531,7 @@ ASSERTIONS = {
     "monitors-values.yaml": t_monitors,
     "es-auth-secrets-values.yaml": t_es_auth_secrets,
     "custom-config-values.yaml": t_custom_config,
+    "stdout-sink-values.yaml": t_stdout_sink,
 }
 
 
