@@ -5,7 +5,7 @@ use std::mem::size_of;
 
 use globset::GlobSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use logferry_core::{AirflowTask, ContainerMeta};
+use logferry_core::AirflowTask;
 
 use crate::airflow::airflow_task;
 
@@ -14,27 +14,41 @@ use crate::airflow::airflow_task;
 const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// What the store keeps of one pod version: the fields logferry enriches records with,
-/// nothing else. Built once per pod version (watch event) from the full object, which
-/// is dropped right after.
+/// nothing else, in boxed strings and slices without spare capacity. Built once per pod
+/// version (watch event) from the full object, which is dropped right after.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) struct PodInfo {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    pub ip: Option<String>,
-    pub node: Option<String>,
+    pub namespace: Box<str>,
+    pub name: Box<str>,
+    pub uid: Box<str>,
+    pub ip: Option<Box<str>>,
+    pub node: Option<Box<str>>,
     pub labels: BTreeMap<String, String>,
     /// Allow-listed annotations only.
     pub annotations: BTreeMap<String, String>,
     /// Controller owner reference: `(kind, name)`.
-    pub owner: Option<(String, String)>,
+    pub owner: Option<(Box<str>, Box<str>)>,
     /// Regular, init and ephemeral containers.
-    pub containers: Vec<ContainerMeta>,
-    pub airflow: Option<AirflowTask>,
+    pub containers: Box<[ContainerInfo]>,
+    /// Boxed: most pods are not Airflow pods.
+    pub airflow: Option<Box<AirflowTask>>,
     /// The pod's exclude annotation is `"true"`.
     pub excluded: bool,
     /// Static pods: the config hash kubelet uses as the log directory's uid.
-    pub mirror_hash: Option<String>,
+    pub mirror_hash: Option<Box<str>>,
+}
+
+/// One container: name and image from the spec, runtime and id from the status.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct ContainerInfo {
+    pub name: Box<str>,
+    pub image: Option<Box<str>>,
+    pub runtime: Option<Box<str>>,
+    pub id: Option<Box<str>>,
+}
+
+fn boxed(s: &str) -> Box<str> {
+    Box::from(s)
 }
 
 impl PodInfo {
@@ -53,9 +67,9 @@ impl PodInfo {
             refs.iter()
                 .find(|r| r.controller == Some(true))
                 .or_else(|| refs.first())
-                .map(|r| (r.kind.clone(), r.name.clone()))
+                .map(|r| (boxed(&r.kind), boxed(&r.name)))
         });
-        let mut containers = Vec::new();
+        let mut containers: Vec<ContainerInfo> = Vec::new();
         if let Some(spec) = &pod.spec {
             let regular = spec.containers.iter().map(|c| (&c.name, &c.image));
             let init = spec
@@ -69,11 +83,11 @@ impl PodInfo {
                 .flatten()
                 .map(|c| (&c.name, &c.image));
             for (name, image) in regular.chain(init).chain(eph) {
-                containers.push(ContainerMeta {
-                    name: name.clone(),
-                    image: image.clone(),
-                    id: None,
+                containers.push(ContainerInfo {
+                    name: boxed(name),
+                    image: image.as_deref().map(boxed),
                     runtime: None,
+                    id: None,
                 });
             }
         }
@@ -89,58 +103,56 @@ impl PodInfo {
                     continue;
                 };
                 let (runtime, id) = split_container_id(full);
-                match containers.iter_mut().find(|c| c.name == cs.name) {
+                match containers.iter_mut().find(|c| *c.name == *cs.name) {
                     Some(c) => {
-                        c.id = Some(id.to_owned());
-                        c.runtime = runtime.map(str::to_owned);
+                        c.id = Some(boxed(id));
+                        c.runtime = runtime.map(boxed);
                     }
-                    None => containers.push(ContainerMeta {
-                        name: cs.name.clone(),
-                        image: Some(cs.image.clone()),
-                        id: Some(id.to_owned()),
-                        runtime: runtime.map(str::to_owned),
+                    None => containers.push(ContainerInfo {
+                        name: boxed(&cs.name),
+                        image: Some(boxed(&cs.image)),
+                        runtime: runtime.map(boxed),
+                        id: Some(boxed(id)),
                     }),
                 }
             }
         }
-        containers.shrink_to_fit();
+        let nonempty = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(boxed);
         Some(PodInfo {
-            namespace: meta.namespace.clone().filter(|s| !s.is_empty())?,
-            name: meta.name.clone().filter(|s| !s.is_empty())?,
-            uid: meta.uid.clone().filter(|s| !s.is_empty())?,
-            ip: pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
-            node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-            airflow: airflow_task(&labels, all_annotations),
+            namespace: nonempty(&meta.namespace)?,
+            name: nonempty(&meta.name)?,
+            uid: nonempty(&meta.uid)?,
+            ip: pod.status.as_ref().and_then(|s| nonempty(&s.pod_ip)),
+            node: pod.spec.as_ref().and_then(|s| nonempty(&s.node_name)),
+            airflow: airflow_task(&labels, all_annotations).map(Box::new),
             excluded: is_true(all_annotations.get(exclude_annotation)),
-            mirror_hash: all_annotations.get(MIRROR_ANNOTATION).cloned(),
+            mirror_hash: all_annotations.get(MIRROR_ANNOTATION).map(|s| boxed(s)),
             labels,
             annotations,
             owner,
-            containers,
+            containers: containers.into_boxed_slice(),
         })
     }
 
     /// Bytes this entry occupies (inline size plus heap), *excluding* the label and
     /// annotation maps' contents (the budget is stated beyond labels and annotations).
     pub fn heap_bytes_without_maps(&self) -> usize {
-        fn s(v: &String) -> usize {
-            v.capacity()
+        fn o(v: &Option<Box<str>>) -> usize {
+            v.as_ref().map_or(0, |s| s.len())
         }
-        fn o(v: &Option<String>) -> usize {
-            v.as_ref().map_or(0, String::capacity)
-        }
-        let mut n = size_of::<PodInfo>() + s(&self.namespace) + s(&self.name) + s(&self.uid);
+        let mut n = size_of::<PodInfo>() + self.namespace.len() + self.name.len() + self.uid.len();
         n += o(&self.ip) + o(&self.node) + o(&self.mirror_hash);
         if let Some((k, v)) = &self.owner {
-            n += s(k) + s(v);
+            n += k.len() + v.len();
         }
-        n += self.containers.capacity() * size_of::<ContainerMeta>();
-        for c in &self.containers {
-            n += s(&c.name) + o(&c.image) + o(&c.id) + o(&c.runtime);
+        n += self.containers.len() * size_of::<ContainerInfo>();
+        for c in self.containers.iter() {
+            n += c.name.len() + o(&c.image) + o(&c.id) + o(&c.runtime);
         }
         if let Some(a) = &self.airflow {
-            n += size_of::<AirflowTask>() + s(&a.dag_id) + s(&a.task_id) + s(&a.run_id);
-            n += s(&a.try_number) + s(&a.map_index) + o(&a.logical_date);
+            n += size_of::<AirflowTask>() + a.dag_id.capacity() + a.task_id.capacity();
+            n += a.run_id.capacity() + a.try_number.capacity() + a.map_index.capacity();
+            n += a.logical_date.as_ref().map_or(0, String::capacity);
         }
         n
     }

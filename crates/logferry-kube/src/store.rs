@@ -171,9 +171,9 @@ impl State {
 
     pub fn pod_apply(&mut self, info: PodInfo) -> Report {
         if let Some(seen) = &mut self.pod_init {
-            seen.insert(info.uid.clone());
+            seen.insert(String::from(&*info.uid));
         }
-        match self.pods.get_mut(&info.uid) {
+        match self.pods.get_mut(&*info.uid) {
             Some(entry) => {
                 if entry.info != info {
                     entry.info = info;
@@ -183,11 +183,11 @@ impl State {
                 self.report(false)
             }
             None => {
-                if self.evicted.remove(&info.uid) {
-                    self.evicted_order.retain(|u| *u != info.uid);
+                if self.evicted.remove(&*info.uid) {
+                    self.evicted_order.retain(|u| **u != *info.uid);
                 }
                 self.pods.insert(
-                    info.uid.clone(),
+                    String::from(&*info.uid),
                     Entry {
                         info,
                         deleted_at: None,
@@ -200,7 +200,7 @@ impl State {
     }
 
     pub fn pod_delete(&mut self, info: PodInfo, now: Instant) -> Report {
-        let uid = info.uid.clone();
+        let uid = String::from(&*info.uid);
         let size_changed = !self.pods.contains_key(&uid);
         let entry = self.pods.entry(uid).or_insert_with(|| Entry {
             info: info.clone(),
@@ -335,8 +335,8 @@ impl State {
                 .iter()
                 .find(|(_, e)| {
                     e.info.mirror_hash.as_deref() == Some(path.pod_uid.as_str())
-                        && e.info.namespace == path.namespace
-                        && e.info.name == path.pod_name
+                        && *e.info.namespace == *path.namespace
+                        && *e.info.name == *path.pod_name
                 })
                 .map(|(uid, _)| uid.clone())
         };
@@ -360,7 +360,7 @@ impl State {
         let same_name = self
             .pods
             .values()
-            .any(|e| e.info.namespace == path.namespace && e.info.name == path.pod_name);
+            .any(|e| *e.info.namespace == *path.namespace && *e.info.name == *path.pod_name);
         Err(if same_name {
             PathOnlyReason::UidMismatch
         } else {
@@ -371,7 +371,7 @@ impl State {
 
 impl Entry {
     fn meta_for(&mut self, container: &str, container_id: Option<&str>) -> Arc<PodMeta> {
-        let known = self.info.containers.iter().find(|c| c.name == container);
+        let known = self.info.containers.iter().find(|c| &*c.name == container);
         // The status' id is the current container; a file of an earlier restart names
         // its own (possibly truncated) id in the /var/log/containers link.
         let id = match (known.and_then(|c| c.id.as_deref()), container_id) {
@@ -389,21 +389,24 @@ impl Entry {
         let info = &self.info;
         let meta = Arc::new(PodMeta {
             origin: MetadataOrigin::Api,
-            namespace: info.namespace.clone(),
-            pod_name: info.name.clone(),
-            pod_uid: info.uid.clone(),
-            pod_ip: info.ip.clone(),
-            node_name: info.node.clone(),
+            namespace: info.namespace.to_string(),
+            pod_name: info.name.to_string(),
+            pod_uid: info.uid.to_string(),
+            pod_ip: info.ip.as_deref().map(str::to_owned),
+            node_name: info.node.as_deref().map(str::to_owned),
             labels: info.labels.clone(),
             annotations: info.annotations.clone(),
-            owner: info.owner.clone(),
+            owner: info
+                .owner
+                .as_ref()
+                .map(|(k, n)| (k.to_string(), n.to_string())),
             container: ContainerMeta {
                 name: container.to_owned(),
-                image: known.and_then(|c| c.image.clone()),
+                image: known.and_then(|c| c.image.as_deref()).map(str::to_owned),
                 id: id.map(str::to_owned),
-                runtime: known.and_then(|c| c.runtime.clone()),
+                runtime: known.and_then(|c| c.runtime.as_deref()).map(str::to_owned),
             },
-            airflow: info.airflow.clone(),
+            airflow: info.airflow.as_deref().cloned(),
         });
         self.metas.push((
             container.to_owned(),
