@@ -219,6 +219,44 @@ impl Metrics {
             registry: r,
         };
         m.kubernetes_store_synced.set(0);
+        // Every series of a closed label set exists from the first scrape
+        // (at 0), so that rate() and alerts see the first increment.
+        for (vec, labels) in [
+            (&m.tail_rotations, &["rename", "truncate"][..]),
+            (
+                &m.tail_lost_bytes,
+                &["deleted_files_limit", "deleted_bytes_limit", "truncated_before_read"],
+            ),
+            (&m.kubernetes_watch_restarts, &["pods", "namespaces"]),
+            (
+                &m.kubernetes_api_errors,
+                &[
+                    "unreachable", "timeout", "unauthorized", "forbidden", "gone", "throttled",
+                    "server_error", "api_error", "decode", "protocol",
+                ],
+            ),
+            (
+                &m.records_without_metadata,
+                &["api_unavailable", "pod_unknown", "uid_mismatch", "expired", "disabled"],
+            ),
+            (&m.dropped_records, &["excluded", "min_level"]),
+            (
+                &m.es_bulk_requests,
+                &[
+                    "success", "partial_failure", "rejected", "server_error", "too_large",
+                    "client_error", "connection_error", "timeout", "invalid_response",
+                ],
+            ),
+            (
+                &m.es_item_errors,
+                &["rejected", "server_error", "mapper_parsing", "other_4xx", "too_large"],
+            ),
+            (&m.es_dead_lettered_records, &["index", "file"]),
+        ] {
+            for label in labels {
+                vec.with_label_values(&[label]);
+            }
+        }
         m
     }
 

@@ -96,9 +96,11 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
             let acker = acker.clone();
             let hard_stop = hard_stop.clone();
             tokio::spawn(async move {
-                if let Err(e) = forwarder.run(sink_rx, acker, hard_stop).await {
-                    tracing::error!(error = %e, "elasticsearch forwarder stopped");
-                }
+                forwarder
+                    .run(sink_rx, acker, hard_stop)
+                    .await
+                    .map(|_| ())
+                    .context("elasticsearch forwarder failed")
             })
         }
         None => {
@@ -107,9 +109,9 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
             let acker = acker.clone();
             let metrics = metrics.clone();
             tokio::spawn(async move {
-                if let Err(e) = sink::stdout(sink_rx, acker, options, metrics).await {
-                    tracing::error!(error = %e, "stdout sink stopped");
-                }
+                sink::stdout(sink_rx, acker, options, metrics)
+                    .await
+                    .context("writing to stdout failed")
             })
         }
     };
@@ -154,7 +156,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
         None => tail_task.await,
     };
     let _ = enrich_task.await;
-    let _ = sink_task.await;
+    let sink_result = sink_task.await.context("sink task panicked")?;
     drain_deadline.abort();
     background.cancel();
     let _ = progress.await;
@@ -163,6 +165,8 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     let summary = tail_result
         .context("tailer task panicked")?
         .context("tailer failed")?;
+    // Checkpoints are written either way; a sink that failed is still fatal.
+    sink_result?;
     tracing::info!(
         files = summary.files,
         records = summary.records,
