@@ -1,0 +1,103 @@
+//! End-to-end: bounded memory. 500 MB of logs wait on disk while
+//! Elasticsearch is down: logferry pauses reading (the files are the buffer),
+//! its resident memory stays small, and shipping resumes when Elasticsearch
+//! is back. The real figures are measured by the benchmark (`logferry-bench`);
+//! the bound here is deliberately generous.
+
+mod common;
+
+use common::*;
+use logferry_testkit::elasticsearch::EsDouble;
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const FILES: usize = 10;
+const BYTES_PER_FILE: usize = 50 << 20;
+/// Generous: a debug build, 4 bulk requests of up to 5 MiB in flight, queues.
+const RSS_BOUND: u64 = 256 << 20;
+
+#[test]
+fn memory_stays_bounded_while_elasticsearch_is_down_and_500_mb_wait() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let es = rt.block_on(EsDouble::start()).unwrap();
+    es.faults().outage(Duration::from_secs(3600));
+
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let filler = "x".repeat(160);
+    let mut total = 0usize;
+    for f in 0..FILES {
+        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(logs.join(format!("app-{f}.log"))).unwrap());
+        let mut written = 0;
+        let mut i = 0u64;
+        while written < BYTES_PER_FILE {
+            let line = format!("file {f} line {i} {filler}\n");
+            w.write_all(line.as_bytes()).unwrap();
+            written += line.len();
+            i += 1;
+        }
+        w.flush().unwrap();
+        total += written;
+    }
+
+    let port = free_port();
+    let admin: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let config = dir.path().join("logferry.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+node_name: memory-test
+data_dir: {data}
+source: {{mode: files, paths: ["{logs}/*.log"]}}
+elasticsearch:
+  endpoints: ["{es}"]
+  retry: {{initial_backoff: 100ms, max_backoff: 1s}}
+  install_template: false
+server: {{listen: "{admin}"}}
+shutdown: {{drain_timeout: 2s}}
+"#,
+            data = dir.path().join("data").display(),
+            logs = logs.display(),
+            es = es.url(),
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(dir.path(), &config, admin, &[], &[]);
+    daemon.wait_ready(Duration::from_secs(20));
+
+    // Let it read as far as its queues allow, then watch it stay there.
+    std::thread::sleep(Duration::from_secs(8));
+    let read_early = daemon.metric("logferry_tail_read_bytes_total");
+    std::thread::sleep(Duration::from_secs(4));
+    let read_late = daemon.metric("logferry_tail_read_bytes_total");
+    let rss = daemon.peak_rss_bytes();
+    eprintln!(
+        "waiting on disk: {} MB; read while Elasticsearch is down: {:.1} MB; peak RSS {:.1} MiB",
+        total >> 20,
+        read_late / 1e6,
+        rss as f64 / (1 << 20) as f64
+    );
+    assert!(rss > 0, "VmHWM readable");
+    assert!(rss < RSS_BOUND, "peak RSS {rss} bytes exceeds {RSS_BOUND}");
+    assert!(
+        read_late < (total as f64) * 0.2,
+        "reading must pause while Elasticsearch is down: read {read_late} of {total} bytes"
+    );
+    assert_eq!(read_early, read_late, "reading paused: no progress without acknowledgements");
+    assert_eq!(es.document_count(), 0);
+
+    // Elasticsearch is back: shipping resumes.
+    es.faults().end_outage();
+    assert!(
+        wait_for(Duration::from_secs(60), || es.document_count() > 100_000),
+        "shipping did not resume: {} documents; stderr tail:\n{}",
+        es.document_count(),
+        daemon.stderr().lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    assert!(daemon.peak_rss_bytes() < RSS_BOUND, "peak RSS while draining");
+    daemon.signal(15);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), Some(0), "stderr:\n{}", daemon.stderr());
+}
