@@ -19,7 +19,7 @@ use inotify::{EventMask, Inotify, WatchMask, Watches};
 use logferry_core::{
     AckToken, ContainerLink, FileId, KubeLogPath, LogFormat, Record, RecordBatch, Source, SourceId,
 };
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -159,7 +159,8 @@ struct Runner {
     store: CheckpointStore,
     mode: RunMode,
     files: HashMap<Key, Tracked>,
-    by_path: HashMap<PathBuf, Key>,
+    by_path: BTreeMap<PathBuf, Key>,
+    displaced: Vec<Key>,
     by_source: HashMap<SourceId, Key>,
     retired: HashMap<SourceId, AckTracker>,
     finished: HashMap<Key, u64>,
@@ -235,7 +236,8 @@ impl Runner {
             store: t.store,
             mode,
             files: HashMap::new(),
-            by_path: HashMap::new(),
+            by_path: BTreeMap::new(),
+            displaced: Vec::new(),
             by_source: HashMap::new(),
             retired: HashMap::new(),
             finished: HashMap::new(),
@@ -569,12 +571,25 @@ impl Runner {
                 }
             }
         }
-        let gone: Vec<Key> = self
-            .files
-            .values()
-            .filter(|t| t.path.parent() == Some(dir) && !present.contains(&t.path))
-            .map(|t| t.key)
+        // Tracked files of `dir` not listed at their path: renamed or deleted.
+        // by_path is ordered, so the entries of `dir` are one contiguous range.
+        let mut gone: Vec<Key> = self
+            .by_path
+            .range(dir.to_path_buf()..)
+            .take_while(|(p, _)| p.starts_with(dir))
+            .filter(|(p, _)| p.parent() == Some(dir) && !present.contains(*p))
+            .map(|(_, k)| *k)
             .collect();
+        // Files whose path was taken over by a new file during this listing.
+        for key in std::mem::take(&mut self.displaced) {
+            if self
+                .files
+                .get(&key)
+                .is_some_and(|t| !present.contains(&t.path))
+            {
+                gone.push(key);
+            }
+        }
         for key in gone {
             self.check_gone(key);
         }
@@ -640,7 +655,7 @@ impl Runner {
             }
             let changed = size != t.size_hint;
             let closed = matches!(t.handle, Handle::Closed { .. });
-            self.by_path.insert(path, key);
+            self.set_path(path, key);
             if closed {
                 self.reopen(key);
             } else if changed {
@@ -691,9 +706,19 @@ impl Runner {
                 next_seq: 0,
             },
         );
-        self.by_path.insert(path, key);
+        self.set_path(path, key);
         self.enqueue(key, rotated_name);
         self.enforce_open_limit(key);
+    }
+
+    /// Maps `path` to `key`; a file previously at `path` is checked at the end
+    /// of the directory listing (renamed or deleted).
+    fn set_path(&mut self, path: PathBuf, key: Key) {
+        if let Some(old) = self.by_path.insert(path, key) {
+            if old != key {
+                self.displaced.push(old);
+            }
+        }
     }
 
     fn open_count(&self) -> (usize, usize) {
@@ -712,6 +737,9 @@ impl Runner {
 
     /// Closes idle, fully read, active files while more than `max_open_files` are open.
     fn enforce_open_limit(&mut self, keep: Key) {
+        if self.files.len() <= self.cfg.max_open_files {
+            return;
+        }
         let (open, _) = self.open_count();
         if open <= self.cfg.max_open_files {
             return;
