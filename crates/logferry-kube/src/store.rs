@@ -277,13 +277,17 @@ impl State {
         let Some(deleted_at) = entry.deleted_at else {
             return false;
         };
-        let pin = self.pins.get(uid);
-        if pin.is_some_and(|p| p.count > 0) {
-            return false;
+        // Files of a static pod are pinned under the config hash in their path.
+        let pins = [Some(uid), entry.info.mirror_hash.as_deref()];
+        let mut since = deleted_at;
+        for pin in pins.into_iter().flatten().filter_map(|k| self.pins.get(k)) {
+            if pin.count > 0 {
+                return false;
+            }
+            if let Some(released) = pin.released_at {
+                since = since.max(released);
+            }
         }
-        let since = pin
-            .and_then(|p| p.released_at)
-            .map_or(deleted_at, |r| r.max(deleted_at));
         now >= since + grace
     }
 
@@ -296,12 +300,16 @@ impl State {
             .map(|(uid, _)| uid.clone())
             .collect();
         for uid in &expired {
-            self.pods.remove(uid);
+            if let Some(entry) = self.pods.remove(uid) {
+                if let Some(hash) = entry.info.mirror_hash {
+                    self.remember_evicted(hash.into());
+                }
+            }
             self.remember_evicted(uid.clone());
         }
         let pods = &self.pods;
         self.pins
-            .retain(|uid, p| p.count > 0 || pods.contains_key(uid));
+            .retain(|uid, p| p.count > 0 || pods.contains_key(uid) || is_mirror(pods, uid));
         self.report(!expired.is_empty())
     }
 
@@ -367,6 +375,12 @@ impl State {
             PathOnlyReason::PodUnknown
         })
     }
+}
+
+/// Whether `uid` is the config hash of a static pod whose mirror pod is stored.
+fn is_mirror(pods: &HashMap<String, Entry>, uid: &str) -> bool {
+    pods.values()
+        .any(|e| e.info.mirror_hash.as_deref() == Some(uid))
 }
 
 impl Entry {
@@ -609,7 +623,7 @@ impl PodStore {
     /// is ignored.
     pub fn release(&self, pod_uid: &str) {
         let mut state = self.shared.state.lock();
-        let known = state.pods.contains_key(pod_uid);
+        let known = state.pods.contains_key(pod_uid) || is_mirror(&state.pods, pod_uid);
         let Some(pin) = state.pins.get_mut(pod_uid) else {
             tracing::debug!(pod_uid, "release without pin ignored");
             return;
@@ -656,5 +670,132 @@ impl PodStore {
             m.label_annotation_bytes += e.info.map_bytes();
         }
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn info(v: serde_json::Value) -> PodInfo {
+        let pod: Pod = serde_json::from_value(v).unwrap();
+        let (allow, _) = compile_allowlist(&KubeConfig::default().annotation_allowlist);
+        PodInfo::from_pod(&pod, &allow, "logferry.io/exclude").unwrap()
+    }
+
+    fn path(s: &str) -> KubeLogPath {
+        KubeLogPath::parse(Path::new(s)).unwrap()
+    }
+
+    const GRACE: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn static_pods_are_found_and_pinned_through_their_config_hash() {
+        let mut state = State::default();
+        state.pod_apply(info(json!({
+            "metadata": {"name": "etcd-node-a", "namespace": "kube-system", "uid": "mirror-uid",
+                         "annotations": {"kubernetes.io/config.mirror": "3f1c0ffee"}},
+            "spec": {"containers": [{"name": "etcd", "image": "registry.k8s.io/etcd:3.5"}]}
+        })));
+        let p = path("/var/log/pods/kube-system_etcd-node-a_3f1c0ffee/etcd/0.log");
+        let now = Instant::now();
+        let Ok(Lookup::Found(m)) = state.resolve(&p, None, now, GRACE) else {
+            panic!()
+        };
+        assert_eq!(
+            (&*m.pod_uid, m.container.image.as_deref()),
+            ("mirror-uid", Some("registry.k8s.io/etcd:3.5"))
+        );
+
+        // The tailer pins by the path's uid (the hash); that protects the mirror pod.
+        state.pins.entry("3f1c0ffee".to_owned()).or_default().count = 1;
+        let gone = info(
+            json!({"metadata": {"name": "etcd-node-a", "namespace": "kube-system", "uid": "mirror-uid",
+                                            "annotations": {"kubernetes.io/config.mirror": "3f1c0ffee"}}}),
+        );
+        state.pod_delete(gone, now);
+        let later = now + GRACE * 3;
+        state.sweep(later, GRACE);
+        assert_eq!(state.pods.len(), 1, "pinned through the config hash");
+        state.pins.get_mut("3f1c0ffee").unwrap().count = 0;
+        state.pins.get_mut("3f1c0ffee").unwrap().released_at = Some(later);
+        state.sweep(later + GRACE / 2, GRACE);
+        assert_eq!(state.pods.len(), 1, "grace runs from the release");
+        state.sweep(later + GRACE, GRACE);
+        assert!(state.pods.is_empty() && state.pins.is_empty());
+        assert_eq!(
+            state.resolve(&p, None, later + GRACE, GRACE),
+            Err(PathOnlyReason::Expired)
+        );
+    }
+
+    #[test]
+    fn container_ids_come_from_the_status_unless_the_file_names_another_instance() {
+        let mut state = State::default();
+        let current = "c".repeat(64);
+        state.pod_apply(info(json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "u1"},
+            "spec": {"containers": [{"name": "app", "image": "web:1"}],
+                     "initContainers": [{"name": "init", "image": "init:1"}]},
+            "status": {"containerStatuses": [{"name": "app", "image": "web:1", "imageID": "", "ready": true,
+                                              "restartCount": 1, "containerID": format!("cri-o://{current}")}]}
+        })));
+        let now = Instant::now();
+        let p = path("/var/log/pods/default_web_u1/app/1.log");
+        let get = |state: &mut State, id: Option<&str>| match state.resolve(&p, id, now, GRACE) {
+            Ok(Lookup::Found(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        let a = get(&mut state, None);
+        assert_eq!(
+            (a.container.id.as_deref(), a.container.runtime.as_deref()),
+            (Some(current.as_str()), Some("cri-o"))
+        );
+        // A link name cut short by kubelet's 255-byte limit: a prefix of the status id.
+        let b = get(&mut state, Some(&current[..20]));
+        assert!(Arc::ptr_eq(&a, &b));
+        // The previous instance's file (restart 0): its own id.
+        let old = "0".repeat(64);
+        let c = get(&mut state, Some(&old));
+        assert_eq!(c.container.id.as_deref(), Some(old.as_str()));
+        assert!(Arc::ptr_eq(&c, &get(&mut state, Some(&old))));
+        // Init containers are known too; a container unknown to the spec keeps the path's name.
+        let init = path("/var/log/pods/default_web_u1/init/0.log");
+        let Ok(Lookup::Found(i)) = state.resolve(&init, None, now, GRACE) else {
+            panic!()
+        };
+        assert_eq!(i.container.image.as_deref(), Some("init:1"));
+        let dbg = path("/var/log/pods/default_web_u1/debugger-x1/0.log");
+        let Ok(Lookup::Found(d)) = state.resolve(&dbg, None, now, GRACE) else {
+            panic!()
+        };
+        assert_eq!(
+            (d.container.name.as_str(), d.container.image.as_deref()),
+            ("debugger-x1", None)
+        );
+    }
+
+    #[test]
+    fn a_relist_tombstones_pods_it_no_longer_lists_and_revives_listed_ones() {
+        let mut state = State::default();
+        let pod =
+            |uid: &str| info(json!({"metadata": {"name": uid, "namespace": "ns", "uid": uid}}));
+        let t0 = Instant::now();
+        state.pod_init();
+        state.pod_apply(pod("a"));
+        state.pod_apply(pod("b"));
+        state.pod_init_done(t0);
+        state.pod_delete(pod("b"), t0);
+        // Re-list: `a` is gone (missed DELETED), `b` is listed again (deletion was wrong).
+        state.pod_init();
+        state.pod_apply(pod("b"));
+        state.pod_init_done(t0);
+        assert!(state.pods["a"].deleted_at.is_some());
+        assert!(state.pods["b"].deleted_at.is_none());
+        state.sweep(t0 + GRACE, GRACE);
+        assert_eq!(state.pods.keys().collect::<Vec<_>>(), ["b"]);
     }
 }

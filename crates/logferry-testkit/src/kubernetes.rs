@@ -1573,6 +1573,225 @@ mod tests {
         assert_eq!(percent_decode("100%"), "100%");
     }
 
+    /// A minimal HTTP/1.1 client over a raw socket (the testkit has no HTTP client):
+    /// returns the status and the de-chunked body.
+    async fn http(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        auth: bool,
+        body: &str,
+    ) -> std::io::Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let auth = if auth {
+            "Authorization: Bearer kube-api-double-token\r\n"
+        } else {
+            ""
+        };
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, mut rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            return Ok((status, rest.to_owned()));
+        }
+        let mut out = String::new();
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = &after[n + 2..];
+        }
+        Ok((status, out))
+    }
+
+    #[tokio::test]
+    async fn control_api_lists_watches_and_faults_over_plain_http() {
+        let double = KubeApiDouble::start().await.unwrap();
+        let addr = double.addr();
+        let pod =
+            json!({"metadata": {"name": "p1", "namespace": "ns1"}, "spec": {"nodeName": "n1"}});
+        let (status, created) = http(addr, "POST", "/_double/pods", false, &pod.to_string())
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{created}");
+        let created: Value = serde_json::from_str(&created).unwrap();
+        assert_eq!(created["metadata"]["uid"].as_str().unwrap().len(), 36);
+        let (status, _) = http(addr, "POST", "/_double/pods", false, &pod.to_string())
+            .await
+            .unwrap();
+        assert_eq!(status, 409);
+
+        assert_eq!(
+            http(addr, "GET", "/api/v1/pods", false, "")
+                .await
+                .unwrap()
+                .0,
+            401
+        );
+        let (status, list) = http(
+            addr,
+            "GET",
+            "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1",
+            true,
+            "",
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+        let list: Value = serde_json::from_str(&list).unwrap();
+        assert_eq!(list["kind"], "PodList");
+        assert_eq!(list["items"].as_array().unwrap().len(), 1);
+        let rv: u64 = list["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (_, other_node) = http(
+            addr,
+            "GET",
+            "/api/v1/namespaces/ns1/pods?fieldSelector=spec.nodeName%3Dn2",
+            true,
+            "",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&other_node).unwrap()["items"],
+            json!([])
+        );
+
+        // A watch from the list's RV sees the deletion made through the control API.
+        let watch = tokio::spawn(async move {
+            http(
+                addr,
+                "GET",
+                &format!("/api/v1/pods?watch=true&resourceVersion={rv}&timeoutSeconds=1"),
+                true,
+                "",
+            )
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            http(addr, "DELETE", "/_double/namespaces/ns1/pods/p1", false, "")
+                .await
+                .unwrap()
+                .0,
+            200
+        );
+        let (status, events) = watch.await.unwrap().unwrap();
+        assert_eq!(status, 200);
+        let events: Vec<Value> = events
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["type"], "DELETED");
+        assert_eq!(events[0]["object"]["metadata"]["name"], "p1");
+
+        // History expired: in-stream ERROR 410 for a watch, HTTP 410 for a list.
+        assert_eq!(
+            http(addr, "POST", "/_double/expire", false, "")
+                .await
+                .unwrap()
+                .0,
+            200
+        );
+        let (_, err) = http(
+            addr,
+            "GET",
+            &format!("/api/v1/pods?watch=1&resourceVersion={rv}"),
+            true,
+            "",
+        )
+        .await
+        .unwrap();
+        let err: Value = serde_json::from_str(err.trim()).unwrap();
+        assert_eq!(
+            (err["type"].as_str(), err["object"]["code"].as_u64()),
+            (Some("ERROR"), Some(410))
+        );
+        let (status, _) = http(
+            addr,
+            "GET",
+            &format!("/api/v1/pods?resourceVersion={rv}"),
+            true,
+            "",
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 410);
+
+        // Faults.
+        http(
+            addr,
+            "POST",
+            "/_double/fault",
+            false,
+            r#"{"fault":"forbidden"}"#,
+        )
+        .await
+        .unwrap();
+        let (status, body) = http(addr, "GET", "/api/v1/namespaces", true, "")
+            .await
+            .unwrap();
+        assert_eq!(status, 403);
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["reason"],
+            "Forbidden"
+        );
+        http(addr, "POST", "/_double/fault", false, r#"{"fault":"none"}"#)
+            .await
+            .unwrap();
+        assert_eq!(
+            http(addr, "GET", "/api/v1/namespaces", true, "")
+                .await
+                .unwrap()
+                .0,
+            200
+        );
+
+        // An outage through the control API: refused, then served again on the same port.
+        assert_eq!(
+            http(addr, "POST", "/_double/outage?seconds=0.5", false, "")
+                .await
+                .unwrap()
+                .0,
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(http(addr, "GET", "/_double/stats", false, "")
+            .await
+            .is_err());
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let (status, stats) = http(addr, "GET", "/_double/stats", false, "")
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        let stats: Value = serde_json::from_str(&stats).unwrap();
+        assert!(
+            stats["watches"].as_u64().unwrap() >= 2 && stats["lists"].as_u64().unwrap() >= 4,
+            "{stats}"
+        );
+    }
+
     #[test]
     fn uids_look_like_v4_uuids() {
         let u = new_uid();
