@@ -273,6 +273,13 @@ impl State {
         (self.report(false), first)
     }
 
+    /// The pod watch stopped (shutdown): lookups of unknown pods answer at once.
+    pub fn stopped(&mut self) -> Report {
+        self.pods_synced = false;
+        self.unavailable = Some("shutdown");
+        self.report(false)
+    }
+
     fn is_expired(&self, uid: &str, entry: &Entry, now: Instant, grace: Duration) -> bool {
         let Some(deleted_at) = entry.deleted_at else {
             return false;

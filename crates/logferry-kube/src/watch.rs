@@ -149,6 +149,8 @@ pub(crate) async fn run_pods(shared: Arc<Shared>, client: Client, shutdown: Canc
         },
     )
     .await;
+    // Shut down: nothing will arrive any more, so lookups must not wait for it.
+    shared.update(|s| s.stopped());
 }
 
 pub(crate) async fn run_namespaces(

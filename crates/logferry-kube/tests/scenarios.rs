@@ -202,6 +202,17 @@ async fn s2_file_before_added_waits_then_gets_full_metadata() {
         (m.container.name.as_str(), m.container.id.as_deref()),
         ("app", Some(cid.as_str()))
     );
+
+    // After shutdown nothing can arrive any more: no waiting.
+    h.shutdown.cancel();
+    let never = log_path("default", "never", "uid-never", "app");
+    eventually("lookups answer at once after shutdown", || async {
+        matches!(
+            h.store.lookup(&never, None).await,
+            Lookup::PathOnly(_, PathOnlyReason::ApiUnavailable)
+        )
+    })
+    .await;
 }
 
 /// 3. DELETED: late lines within the grace get full metadata; a pinned pod survives past
@@ -216,7 +227,13 @@ async fn s3_deleted_pod_grace_and_pin() {
     double
         .create_pod(pod("default", "loose", "uid-loose", NODE))
         .unwrap();
-    let h = start_synced(double, config()).await;
+    // A grace long enough that "right after deletion" holds on a loaded CI machine.
+    let cfg = KubeConfig {
+        metadata_grace: Duration::from_secs(1),
+        ..config()
+    };
+    let grace = cfg.metadata_grace;
+    let h = start_synced(double, cfg).await;
     let pinned = log_path("default", "pinned", "uid-pinned", "app");
     let loose = log_path("default", "loose", "uid-loose", "app");
     let before = found(h.store.lookup(&pinned, None).await);
@@ -233,7 +250,7 @@ async fn s3_deleted_pod_grace_and_pin() {
     );
 
     // Past the grace: the unpinned pod expires, the pinned one does not.
-    tokio::time::sleep(config().metadata_grace).await;
+    tokio::time::sleep(grace).await;
     eventually("loose expired", || async {
         matches!(
             h.store.lookup(&loose, None).await,
@@ -632,6 +649,7 @@ async fn s8_airflow_worker_pod_raw_task_fields() {
         "6f9c2d1e-4b7a-4c3d-9e8f-0a1b2c3d4e5f",
         "base",
     );
+    h.store.pin("6f9c2d1e-4b7a-4c3d-9e8f-0a1b2c3d4e5f"); // the tailer has the file open
     let m = found(h.store.lookup(&path, None).await);
     let t = m.airflow.clone().expect("an Airflow worker pod");
     assert_eq!(t.dag_id, dag_id);
@@ -666,4 +684,6 @@ async fn s8_airflow_worker_pod_raw_task_fields() {
         last.airflow.as_ref().map(|t| t.run_id.as_str()),
         Some(run_id)
     );
+    assert!(Arc::ptr_eq(&m, &last));
+    h.store.release("6f9c2d1e-4b7a-4c3d-9e8f-0a1b2c3d4e5f");
 }
