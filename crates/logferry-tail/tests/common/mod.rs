@@ -73,9 +73,12 @@ impl TailEvents for CountingEvents {
     }
 }
 
+/// Every record received, with its file.
+pub type Received = Arc<Mutex<Vec<(Arc<Source>, Record)>>>;
+
 /// A running tailer and its consumer.
 pub struct Running {
-    pub records: Arc<Mutex<Vec<(Arc<Source>, Record)>>>,
+    pub records: Received,
     pub events: Arc<CountingEvents>,
     pub stop: CancellationToken,
     /// While true, the consumer does not take batches (backpressure).
