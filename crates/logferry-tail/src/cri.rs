@@ -7,7 +7,7 @@
 //! (kubernetes/kubernetes `pkg/kubelet/kuberuntime/logs/logs.go`) and the CRI
 //! logging design <https://github.com/kubernetes/design-proposals-archive/blob/main/node/kubelet-cri-logging.md>.
 
-use crate::timestamp::parse_rfc3339_nanos;
+use crate::timestamp::TimestampCache;
 use logferry_core::Stream;
 
 /// One decoded CRI line.
@@ -29,8 +29,14 @@ pub struct CriLine {
 /// `None` if the framing is not CRI.
 #[inline]
 pub fn decode_cri(line: &[u8]) -> Option<CriLine> {
+    decode_cri_cached(line, &mut TimestampCache::default())
+}
+
+/// [`decode_cri`] with a timestamp cache kept across the lines of a file.
+#[inline]
+pub fn decode_cri_cached(line: &[u8], ts: &mut TimestampCache) -> Option<CriLine> {
     let sp1 = memchr::memchr(b' ', line)?;
-    let timestamp_nanos = parse_rfc3339_nanos(&line[..sp1])?;
+    let timestamp_nanos = ts.parse(&line[..sp1])?;
     let rest = &line[sp1 + 1..];
     let (stream, after_stream) = if rest.starts_with(b"stdout ") {
         (Stream::Stdout, sp1 + 8)

@@ -1,9 +1,10 @@
 //! Per-file line decoding: format detection, CRI / docker / plain framing, and
 //! the hand-off to the [`Joiner`].
 
-use crate::cri::decode_cri;
+use crate::cri::{decode_cri, decode_cri_cached};
 use crate::docker::{decode_docker, DockerMessage};
 use crate::joiner::{Joiner, Piece};
+use crate::timestamp::TimestampCache;
 use bytes::{Bytes, BytesMut};
 use logferry_core::{LogFormat, Record, RecordFlags, Stream};
 use std::time::Instant;
@@ -35,6 +36,7 @@ pub struct LineDecoder {
     joiner: Joiner,
     tmp: Vec<u8>,
     scratch: BytesMut,
+    ts: TimestampCache,
     /// Counters since the last [`take_stats`](Self::take_stats).
     pub stats: DecodeStats,
 }
@@ -49,6 +51,7 @@ impl LineDecoder {
             joiner,
             tmp: Vec::new(),
             scratch: BytesMut::new(),
+            ts: TimestampCache::default(),
             stats: DecodeStats::default(),
         }
     }
@@ -85,7 +88,7 @@ impl LineDecoder {
             .format
             .get_or_insert_with(|| detect_format(line, self.fallback));
         let piece = match format {
-            LogFormat::Cri => decode_cri(line).map(|d| Piece {
+            LogFormat::Cri => decode_cri_cached(line, &mut self.ts).map(|d| Piece {
                 start,
                 end,
                 timestamp_nanos: d.timestamp_nanos,

@@ -50,6 +50,7 @@ pub struct Tailer {
     config: TailConfig,
     events: Arc<dyn TailEvents>,
     store: CheckpointStore,
+    finish: Option<CancellationToken>,
 }
 
 impl std::fmt::Debug for Tailer {
@@ -76,7 +77,19 @@ impl Tailer {
             config,
             events,
             store,
+            finish: None,
         })
+    }
+
+    /// Makes `finish` end a [`RunMode::Follow`] run gracefully: when it is
+    /// cancelled, the directories are rescanned once (files created since the
+    /// last event are picked up), every file is read to its current end
+    /// (trailing partials flushed as `INCOMPLETE`), and then reading stops as
+    /// with [`RunMode::Once`]. This is the sidecar's `/quitquitquit`: every
+    /// line written before the call is shipped.
+    pub fn finish_on(mut self, finish: CancellationToken) -> Tailer {
+        self.finish = Some(finish);
+        self
     }
 
     /// Runs until reading is stopped and every emitted batch is acknowledged
@@ -103,7 +116,10 @@ impl Tailer {
         acks: mpsc::UnboundedReceiver<AckToken>,
         stop_reading: CancellationToken,
     ) -> Result<TailSummary, Error> {
-        Runner::new(self, mode)?.run(out, acks, stop_reading).await
+        let finish = self.finish.clone();
+        Runner::new(self, mode)?
+            .run(out, acks, stop_reading, finish)
+            .await
     }
 }
 
@@ -264,7 +280,10 @@ impl Runner {
         out: mpsc::Sender<RecordBatch>,
         mut acks: mpsc::UnboundedReceiver<AckToken>,
         stop: CancellationToken,
+        finish: Option<CancellationToken>,
     ) -> Result<TailSummary, Error> {
+        let finish = finish.unwrap_or_default();
+        let mut finishing = false;
         let mut stream = None;
         if self.mode == RunMode::Follow {
             let inotify = Inotify::init().map_err(|source| Error::Watch {
@@ -332,6 +351,10 @@ impl Runner {
             tokio::select! {
                 biased;
                 _ = stop.cancelled(), if !stopped => stopped = true,
+                _ = finish.cancelled(), if !stopped && !finishing && self.mode == RunMode::Follow => {
+                    finishing = true;
+                    self.finish_reading();
+                }
                 ack = acks.recv(), if acks_open => match ack {
                     Some(token) => {
                         self.on_ack(token);
@@ -372,6 +395,20 @@ impl Runner {
         }
         self.save_checkpoints(true)?;
         Ok(self.summary)
+    }
+
+    /// Switches a follow run to "read everything to its end, then stop".
+    fn finish_reading(&mut self) {
+        // Discover what inotify has not reported yet, while new files are
+        // still read from the beginning (follow mode).
+        self.full_scan();
+        self.mode = RunMode::Once;
+        self.once_keys = self.files.keys().copied().collect();
+        let keys: Vec<Key> = self.files.keys().copied().collect();
+        for key in keys {
+            self.enqueue(key, false);
+        }
+        tracing::info!(files = self.once_keys.len(), "finishing: reading every file to its end");
     }
 
     fn once_done(&self) -> bool {

@@ -27,9 +27,10 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Parses an RFC 3339 timestamp into nanoseconds since the Unix epoch (UTC).
-/// Returns `None` for anything else (including trailing bytes).
-pub fn parse_rfc3339_nanos(b: &[u8]) -> Option<i64> {
+/// Parses `YYYY-MM-DDTHH:MM:SS` (the first 19 bytes) into seconds since the
+/// epoch as if the time were UTC.
+#[inline]
+fn parse_prefix(b: &[u8]) -> Option<i64> {
     if b.len() < 20
         || b[4] != b'-'
         || b[7] != b'-'
@@ -48,6 +49,14 @@ pub fn parse_rfc3339_nanos(b: &[u8]) -> Option<i64> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
         return None;
     }
+    let days = days_from_civil(year as i64, month, day);
+    Some(days * 86_400 + (hour * 3600 + min * 60 + sec) as i64)
+}
+
+/// Parses the fraction and zone after the first 19 bytes, given the seconds
+/// of the prefix.
+#[inline]
+fn parse_tail(b: &[u8], local_secs: i64) -> Option<i64> {
     let mut i = 19;
     let mut nanos: i64 = 0;
     if b.get(i) == Some(&b'.') {
@@ -95,9 +104,40 @@ pub fn parse_rfc3339_nanos(b: &[u8]) -> Option<i64> {
     if i != b.len() {
         return None;
     }
-    let days = days_from_civil(year as i64, month, day);
-    let secs = days * 86_400 + (hour * 3600 + min * 60 + sec) as i64 - offset_secs;
-    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+    (local_secs - offset_secs)
+        .checked_mul(1_000_000_000)?
+        .checked_add(nanos)
+}
+
+/// Parses an RFC 3339 timestamp into nanoseconds since the Unix epoch (UTC).
+/// Returns `None` for anything else (including trailing bytes).
+pub fn parse_rfc3339_nanos(b: &[u8]) -> Option<i64> {
+    parse_tail(b, parse_prefix(b)?)
+}
+
+/// [`parse_rfc3339_nanos`] with a one-entry cache of the date and time up to
+/// the seconds: consecutive log lines mostly share them, so only the fraction
+/// and zone are parsed again.
+#[derive(Clone, Debug, Default)]
+pub struct TimestampCache {
+    prefix: [u8; 19],
+    secs: i64,
+    valid: bool,
+}
+
+impl TimestampCache {
+    /// Parses like [`parse_rfc3339_nanos`].
+    #[inline]
+    pub fn parse(&mut self, b: &[u8]) -> Option<i64> {
+        if self.valid && b.len() >= 20 && b[..19] == self.prefix {
+            return parse_tail(b, self.secs);
+        }
+        let secs = parse_prefix(b)?;
+        self.prefix.copy_from_slice(&b[..19]);
+        self.secs = secs;
+        self.valid = true;
+        parse_tail(b, secs)
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +184,22 @@ mod tests {
         assert_eq!(p(b"2000-03-01T00:00:00Z"), Some(951_868_800_000_000_000));
         assert_eq!(p(b"2024-02-29T12:00:00Z"), Some(1_709_208_000_000_000_000));
         assert_eq!(p(b"1969-12-31T23:59:59Z"), Some(-1_000_000_000));
+    }
+
+    #[test]
+    fn cache_gives_the_same_answers() {
+        let mut c = super::TimestampCache::default();
+        for t in [
+            &b"2016-10-06T00:17:09.669794202Z"[..],
+            b"2016-10-06T00:17:09.1Z",
+            b"2016-10-06T00:17:09.1+02:00",
+            b"2016-10-06T00:17:09.1x",
+            b"2016-10-06T00:17:10Z",
+            b"2016-10-06T00:17:10",
+            b"garbage",
+        ] {
+            assert_eq!(c.parse(t), p(t));
+        }
     }
 
     #[test]
