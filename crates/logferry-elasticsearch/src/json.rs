@@ -33,24 +33,51 @@ pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
-/// Appends the escaped contents of valid UTF-8 `s` (no quotes).
+/// Whether any of the 8 bytes of `w` must be escaped: `< 0x20`, `"` or `\\`
+/// (exact "has less" / "has zero byte" word tricks, Bit Twiddling Hacks).
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let q = w ^ (ONES * b'"' as u64);
+    let quote = q.wrapping_sub(ONES) & !q & HIGH;
+    let b = w ^ (ONES * b'\\' as u64);
+    let backslash = b.wrapping_sub(ONES) & !b & HIGH;
+    (control | quote | backslash) != 0
+}
+
+/// Appends the escaped contents of valid UTF-8 `s` (no quotes). Runs of
+/// bytes that need no escaping are found 8 bytes at a time and copied at once.
 pub fn write_escaped(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
     let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
-        let e = ESCAPE[b as usize];
-        if e == 0 {
-            continue;
+    let mut i = 0;
+    while i < s.len() {
+        if i + 8 <= s.len() {
+            let w = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+            if !word_needs_escape(w) {
+                i += 8;
+                continue;
+            }
         }
-        out.extend_from_slice(&s[start..i]);
-        out.push(b'\\');
-        out.push(e);
-        if e == b'u' {
-            out.extend_from_slice(b"00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
+        let end = (i + 8).min(s.len());
+        while i < end {
+            let b = s[i];
+            let e = ESCAPE[b as usize];
+            if e != 0 {
+                out.extend_from_slice(&s[start..i]);
+                out.push(b'\\');
+                out.push(e);
+                if e == b'u' {
+                    out.extend_from_slice(b"00");
+                    out.push(HEX[(b >> 4) as usize]);
+                    out.push(HEX[(b & 0xf) as usize]);
+                }
+                start = i + 1;
+            }
+            i += 1;
         }
-        start = i + 1;
     }
     out.extend_from_slice(&s[start..]);
 }
@@ -179,6 +206,24 @@ mod tests {
         ] {
             assert_eq!(s(input.as_bytes()), serde_json::to_string(input).unwrap());
         }
+    }
+
+    #[test]
+    fn word_trick_matches_the_table() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut bytes = [b'a'; 8];
+                bytes[pos] = b;
+                let w = u64::from_le_bytes(bytes);
+                assert_eq!(
+                    word_needs_escape(w),
+                    ESCAPE[b as usize] != 0,
+                    "byte {b:#x} at {pos}"
+                );
+            }
+        }
+        let long = "0123456789abcdef\"0123456789\n\u{1}é✓".repeat(3);
+        assert_eq!(s(long.as_bytes()), serde_json::to_string(&long).unwrap());
     }
 
     #[test]
