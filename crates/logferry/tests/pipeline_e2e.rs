@@ -1,0 +1,1000 @@
+//! End-to-end (issue 5, test 1): the whole pipeline under adversity.
+//!
+//! In this process: the Kubernetes API double and the Elasticsearch double
+//! (real HTTP, real `kube` and `elasticsearch` clients in logferry). As a child
+//! process: the real `logferry run` binary in kubernetes mode, reading a
+//! kubelet-style tree in a temp dir written by `ContainerLogWriter`.
+//!
+//! What happens (all random choices come from one seeded RNG, [`SEED`]):
+//! - 30 long-lived pods (every fifth with a second container) write CRI lines
+//!   during the whole writing phase; a kubelet stand-in checks every
+//!   [`ROTATE_CHECK`] and rotates files bigger than [`ROTATE_BYTES`] like
+//!   kubelet (rename + reopen, gzip and unlink of the older rotated files,
+//!   removal beyond `containerLogMaxFiles`).
+//! - 20 short-lived pods: created in the API double, about one second of
+//!   lines, deleted in the double, and right after the DELETED their files are
+//!   removed (kubelet's container GC).
+//! - An Elasticsearch outage of 30 s in the middle.
+//! - SIGKILL of logferry at random moments (at least 5 times), restarted at
+//!   once each time with the same config and data_dir.
+//!
+//! Then: every line is in the double exactly once, with the right pod
+//! metadata. See [`pipeline_survives_rotation_deletion_outage_and_sigkill`].
+
+mod common;
+
+use common::*;
+use logferry_testkit::elasticsearch::{EsDouble, EsDoubleConfig};
+use logferry_testkit::kubernetes::KubeApiDouble;
+use logferry_testkit::writer::ContainerLogWriter;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Seed of every random choice in the test (kill moments, line lengths, ...).
+const SEED: u64 = 0x5EED_1065_F3A7;
+const NODE: &str = "node-e2e-1";
+const NAMESPACES: [&str; 3] = ["shop", "batch", "infra"];
+const LONG_PODS: usize = 30;
+const SHORT_PODS: usize = 20;
+/// How long the writers write.
+const WRITE_PHASE: Duration = Duration::from_secs(80);
+/// One step of the writing loop.
+const TICK: Duration = Duration::from_millis(20);
+/// The kubelet stand-in's `containerLogMonitorInterval` (kubelet: 10 s; scaled down).
+const ROTATE_CHECK: Duration = Duration::from_secs(2);
+/// The kubelet stand-in's `containerLogMaxSize` (bytes).
+const ROTATE_BYTES: u64 = 160 * 1024;
+/// When the Elasticsearch outage starts, and for how long.
+const OUTAGE_AT: Duration = Duration::from_secs(25);
+const OUTAGE: Duration = Duration::from_secs(30);
+/// SIGKILLs during the writing phase.
+const KILLS: usize = 6;
+/// After logferry (re)starts, kubelet actions that unlink files wait this long
+/// (see `kubelet_may_unlink`).
+const SETTLE_AFTER_START: Duration = Duration::from_millis(1200);
+/// Bound on the wait for the last lines after the writers stopped.
+const FINAL_WAIT: Duration = Duration::from_secs(60);
+
+/// splitmix64: a small seeded RNG (the test needs no statistical quality, only
+/// reproducibility).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `lo..hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+    fn chance(&mut self, one_in: u64) -> bool {
+        self.next() % one_in == 0
+    }
+    fn hex(&mut self, n: usize) -> String {
+        let mut s = String::with_capacity(n);
+        while s.len() < n {
+            s.push_str(&format!("{:016x}", self.next()));
+        }
+        s.truncate(n);
+        s
+    }
+    fn uid(&mut self) -> String {
+        let h = self.hex(32);
+        format!(
+            "{}-{}-4{}-a{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[13..16],
+            &h[17..20],
+            &h[20..32]
+        )
+    }
+}
+
+/// One container of one pod, as the writer knows it.
+struct Container {
+    namespace: String,
+    pod: String,
+    uid: String,
+    name: String,
+    image: String,
+    long_lived: bool,
+    labels: BTreeMap<String, String>,
+    writer: Option<ContainerLogWriter>,
+    /// Per written line (index = seq): (message length, hash of the message).
+    written: Vec<(usize, u64)>,
+    /// `written.len()` at each rotation: line `seq` went to file generation
+    /// `rotated_at.partition_point(|&r| r <= seq)` (0 = the first `0.log`).
+    rotated_at: Vec<usize>,
+}
+
+impl Container {
+    fn key(&self) -> String {
+        format!("{}/{}/{}", self.namespace, self.pod, self.name)
+    }
+
+    /// Writes the next line: `"<ns>/<pod>/<container> seq=<n> <filler>"`. One
+    /// line in 300 is 20–60 KiB long and written as 16 KiB `P` chunks plus an `F`.
+    fn write(&mut self, rng: &mut Rng) {
+        let seq = self.written.len();
+        let long = rng.chance(300);
+        let filler_len = if long {
+            rng.range(20 << 10, 60 << 10)
+        } else {
+            rng.range(0, 240)
+        } as usize;
+        let mut msg = format!("{} seq={seq} ", self.key());
+        let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789-_.:";
+        let start = rng.next() as usize;
+        msg.extend((0..filler_len).map(|i| alphabet[(start + i * 7) % alphabet.len()] as char));
+        let stream = if rng.chance(5) { "stderr" } else { "stdout" };
+        let writer = self
+            .writer
+            .as_mut()
+            .expect("writing to a removed container");
+        if long {
+            writer
+                .write_split(stream, msg.as_bytes(), 16 << 10)
+                .unwrap();
+        } else {
+            writer.write_line(stream, msg.as_bytes()).unwrap();
+        }
+        self.written.push((msg.len(), hash(msg.as_bytes())));
+    }
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// A Pod as the API returns it (the fields logferry reads, and the required
+/// ones of the schema).
+fn pod_json(
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    labels: &BTreeMap<String, String>,
+    ip: &str,
+    containers: &[(String, String, String)], // (name, image, container id)
+) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": uid,
+            "labels": labels,
+            "creationTimestamp": "2026-11-22T10:00:00Z",
+        },
+        "spec": {
+            "nodeName": NODE,
+            "restartPolicy": "Always",
+            "containers": containers.iter().map(|(n, image, _)| json!({"name": n, "image": image})).collect::<Vec<_>>(),
+        },
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "hostIP": "192.168.0.10",
+            "containerStatuses": containers.iter().map(|(n, image, id)| json!({
+                "name": n,
+                "image": image,
+                "imageID": format!("docker.io/library/{image}@sha256:{}", "ab".repeat(32)),
+                "containerID": format!("containerd://{id}"),
+                "ready": true,
+                "restartCount": 0,
+                "started": true,
+                "state": {"running": {"startedAt": "2026-11-22T10:00:01Z"}},
+            })).collect::<Vec<_>>(),
+        },
+    })
+}
+
+/// Creates a pod in the API double and its containers' kubelet files.
+#[allow(clippy::too_many_arguments)]
+fn create_pod(
+    kube: &KubeApiDouble,
+    rng: &mut Rng,
+    pods_dir: &Path,
+    containers_dir: &Path,
+    namespace: &str,
+    pod: &str,
+    container_names: &[&str],
+    long_lived: bool,
+) -> Vec<Container> {
+    let uid = rng.uid();
+    let mut labels = BTreeMap::new();
+    labels.insert("app".to_owned(), pod.to_owned());
+    labels.insert(
+        "tier".to_owned(),
+        if long_lived { "long" } else { "short" }.to_owned(),
+    );
+    labels.insert(
+        "app.kubernetes.io/part-of".to_owned(),
+        "logferry-e2e".to_owned(),
+    );
+    let specs: Vec<(String, String, String)> = container_names
+        .iter()
+        .map(|c| {
+            (
+                c.to_string(),
+                format!("registry.local/{c}:1.{}", rng.range(0, 9)),
+                rng.hex(64),
+            )
+        })
+        .collect();
+    let ip = format!("10.42.{}.{}", rng.range(0, 255), rng.range(1, 255));
+    kube.create_pod(pod_json(namespace, pod, &uid, &labels, &ip, &specs))
+        .expect("create pod in the API double");
+    specs
+        .into_iter()
+        .map(|(name, image, id)| {
+            let writer = ContainerLogWriter::create(
+                pods_dir,
+                Some(containers_dir),
+                namespace,
+                pod,
+                &uid,
+                &name,
+                &id,
+            )
+            .unwrap();
+            Container {
+                namespace: namespace.to_owned(),
+                pod: pod.to_owned(),
+                uid: uid.clone(),
+                name,
+                image,
+                long_lived,
+                labels: labels.clone(),
+                writer: Some(writer),
+                written: Vec::new(),
+                rotated_at: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// The logferry child and the bookkeeping around kills and restarts.
+struct Logferry {
+    dir: PathBuf,
+    config: PathBuf,
+    admin: SocketAddr,
+    env: Vec<(String, String)>,
+    daemon: Option<Daemon>,
+    runs: usize,
+    started: Instant,
+    ready_at: Option<Instant>,
+}
+
+impl Logferry {
+    fn start(&mut self) {
+        let run_dir = self.dir.join(format!("run-{}", self.runs));
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.daemon = Some(Daemon::start(&run_dir, &self.config, self.admin, &[], &env));
+        self.runs += 1;
+        self.started = Instant::now();
+        self.ready_at = None;
+    }
+
+    fn daemon(&mut self) -> &mut Daemon {
+        self.daemon.as_mut().expect("logferry running")
+    }
+
+    /// SIGKILL and restart at once.
+    fn kill_and_restart(&mut self) {
+        let mut d = self.daemon.take().expect("logferry running");
+        d.child.kill().unwrap(); // SIGKILL
+        d.child.wait().unwrap();
+        self.start();
+    }
+
+    /// Polls readiness without blocking long; panics if the process died.
+    fn poll(&mut self) {
+        let d = self.daemon.as_mut().expect("logferry running");
+        if let Some(status) = d.child.try_wait().unwrap() {
+            panic!(
+                "logferry exited unexpectedly ({status}); stderr tail:\n{}",
+                self.stderr_tail(60)
+            );
+        }
+        if self.ready_at.is_none() && matches!(http(self.admin, "GET", "/readyz"), Ok((200, _))) {
+            self.ready_at = Some(Instant::now());
+        }
+        if self.ready_at.is_none() && self.started.elapsed() > Duration::from_secs(30) {
+            panic!(
+                "logferry not ready 30 s after start; stderr tail:\n{}",
+                self.stderr_tail(60)
+            );
+        }
+    }
+
+    /// Whether the kubelet stand-in may now unlink files logferry might not
+    /// have opened yet (GC of a deleted pod's files, gzip + unlink of rotated
+    /// files): only while logferry is up and has been for a moment.
+    ///
+    /// Data in a file unlinked while logferry is down is lost by nature: the
+    /// unlinked inode was the only copy and nobody holds it open (and the
+    /// tailer does not read `.gz` files, see logferry-tail's docs). Kubelet's
+    /// container GC runs 0–60 s after a pod's deletion and rotation is checked
+    /// every 10 s, so in a real node this window is absent in practice after a
+    /// fast restart; the test keeps it out explicitly instead of by luck.
+    fn kubelet_may_unlink(&self) -> bool {
+        self.ready_at
+            .is_some_and(|t| t.elapsed() >= SETTLE_AFTER_START)
+    }
+
+    /// The last `n` lines of every run's stderr (older runs' tails first).
+    fn stderr_tail(&self, n: usize) -> String {
+        let mut out = String::new();
+        for run in 0..self.runs {
+            let dir = self.dir.join(format!("run-{run}"));
+            let Some(file) = std::fs::read_dir(&dir).ok().and_then(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.extension().is_some_and(|e| e == "stderr"))
+            }) else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let keep = if run + 1 == self.runs { n } else { 8 };
+            out.push_str(&format!(
+                "--- run {run} ({} lines, last {keep}) ---\n",
+                lines.len()
+            ));
+            for l in lines
+                .iter()
+                .filter(|l| l.contains("lost") || l.contains("loss"))
+                .take(10)
+            {
+                out.push_str("  [loss] ");
+                out.push_str(l);
+                out.push('\n');
+            }
+            for l in &lines[lines.len().saturating_sub(keep)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// Which lines the double holds so far, updated incrementally (documents
+/// arrive with increasing `seq_no`).
+#[derive(Default)]
+struct Shipped {
+    cursor: Option<u64>,
+    seqs: HashMap<String, HashSet<usize>>,
+}
+
+impl Shipped {
+    fn update(&mut self, es: &EsDouble) {
+        for doc in es.all_documents() {
+            if self.cursor.is_some_and(|c| doc.seq_no <= c) {
+                continue;
+            }
+            self.cursor = Some(doc.seq_no);
+            let Ok(src) = serde_json::from_slice::<Value>(&doc.source) else {
+                continue;
+            };
+            let Some((key, rest)) = src
+                .get("message")
+                .and_then(Value::as_str)
+                .and_then(|m| m.split_once(" seq="))
+            else {
+                continue;
+            };
+            if let Some(seq) = rest.split(' ').next().and_then(|n| n.parse().ok()) {
+                self.seqs.entry(key.to_owned()).or_default().insert(seq);
+            }
+        }
+    }
+
+    fn holds(&self, key: &str, seqs: &std::ops::Range<usize>) -> bool {
+        self.seqs
+            .get(key)
+            .is_some_and(|s| seqs.clone().all(|q| s.contains(&q)))
+    }
+}
+
+/// What the check found.
+#[derive(Default)]
+struct Verdict {
+    documents: usize,
+    missing_lines: usize,
+    missing: Vec<String>,
+    duplicates: Vec<String>,
+    problems: Vec<String>,
+    short_docs: usize,
+    short_full_meta: usize,
+    long_docs: usize,
+}
+
+impl Verdict {
+    fn complete(&self) -> bool {
+        self.missing.is_empty() && self.duplicates.is_empty() && self.problems.is_empty()
+    }
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
+}
+
+/// Compares what the double holds with what was written.
+fn check(es: &EsDouble, containers: &[Container]) -> Verdict {
+    let by_key: HashMap<String, &Container> = containers.iter().map(|c| (c.key(), c)).collect();
+    let mut seen: HashMap<String, Vec<u32>> = containers
+        .iter()
+        .map(|c| (c.key(), vec![0; c.written.len()]))
+        .collect();
+    let mut v = Verdict::default();
+    let mut ids = HashSet::new();
+    let docs = es.all_documents();
+    v.documents = docs.len();
+    for doc in &docs {
+        if !ids.insert(doc.id.clone()) {
+            v.problems.push(format!(
+                "_id {} in two indices (second: {})",
+                doc.id, doc.index
+            ));
+        }
+        let src: Value = match serde_json::from_slice(&doc.source) {
+            Ok(s) => s,
+            Err(e) => {
+                v.problems
+                    .push(format!("{}/{}: source is not JSON: {e}", doc.index, doc.id));
+                continue;
+            }
+        };
+        let Some(message) = src.get("message").and_then(Value::as_str) else {
+            v.problems.push(format!(
+                "{}/{}: no message: {}",
+                doc.index,
+                doc.id,
+                truncate(&doc.source)
+            ));
+            continue;
+        };
+        let parsed = message
+            .split_once(" seq=")
+            .and_then(|(key, rest)| Some((key, rest.split(' ').next()?.parse::<usize>().ok()?)));
+        let Some((key, seq)) = parsed else {
+            v.problems.push(format!(
+                "{}/{}: unexpected message {:?}",
+                doc.index,
+                doc.id,
+                &message[..message.len().min(120)]
+            ));
+            continue;
+        };
+        let Some(c) = by_key.get(key) else {
+            v.problems.push(format!(
+                "{}/{}: message of an unknown container {key}",
+                doc.index, doc.id
+            ));
+            continue;
+        };
+        let Some(&(len, h)) = c.written.get(seq) else {
+            v.problems.push(format!("{key} seq={seq}: never written"));
+            continue;
+        };
+        if message.len() != len || hash(message.as_bytes()) != h {
+            v.problems.push(format!(
+                "{key} seq={seq}: content differs (len {} written, {} shipped)",
+                len,
+                message.len()
+            ));
+        }
+        let counts = seen.get_mut(key).unwrap();
+        counts[seq] += 1;
+        if counts[seq] == 2 {
+            v.duplicates
+                .push(format!("{key} seq={seq} (ids include {})", doc.id));
+        }
+        // Metadata the file path carries must always be right.
+        for (path, want) in [
+            (&["kubernetes", "namespace"][..], c.namespace.as_str()),
+            (&["kubernetes", "pod", "name"][..], c.pod.as_str()),
+            (&["kubernetes", "pod", "uid"][..], c.uid.as_str()),
+            (&["kubernetes", "container", "name"][..], c.name.as_str()),
+        ] {
+            if str_at(&src, path) != Some(want) {
+                v.problems.push(format!(
+                    "{key} seq={seq}: {} is {:?}, want {want:?}",
+                    path.join("."),
+                    str_at(&src, path)
+                ));
+            }
+        }
+        let labels_ok = c.labels.iter().all(|(k, val)| {
+            str_at(&src, &["kubernetes", "labels", &k.replace('.', "_")]) == Some(val.as_str())
+        });
+        let image_ok = str_at(&src, &["container", "image", "name"]) == Some(c.image.as_str());
+        if c.long_lived {
+            v.long_docs += 1;
+            if !labels_ok || !image_ok {
+                v.problems.push(format!(
+                    "{key} seq={seq}: long-lived pod without API metadata (labels {}, image {:?})",
+                    src.pointer("/kubernetes/labels")
+                        .map(Value::to_string)
+                        .unwrap_or_default(),
+                    str_at(&src, &["container", "image", "name"])
+                ));
+            }
+        } else {
+            v.short_docs += 1;
+            if labels_ok && image_ok {
+                v.short_full_meta += 1;
+            }
+        }
+    }
+    // Missing lines as ranges, with the file generation they were written to.
+    for c in containers {
+        let counts = &seen[&c.key()];
+        let mut seq = 0;
+        while seq < counts.len() {
+            if counts[seq] > 0 {
+                seq += 1;
+                continue;
+            }
+            let from = seq;
+            while seq < counts.len() && counts[seq] == 0 {
+                seq += 1;
+            }
+            v.missing_lines += seq - from;
+            let generation = |s: usize| c.rotated_at.partition_point(|&r| r <= s);
+            v.missing.push(format!(
+                "{} seq={from}..={} ({} lines; file generations {}..={} of {}; rotations at {:?})",
+                c.key(),
+                seq - 1,
+                seq - from,
+                generation(from),
+                generation(seq - 1),
+                c.rotated_at.len(),
+                c.rotated_at
+            ));
+        }
+    }
+    v
+}
+
+fn truncate(b: &[u8]) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(300)]).into_owned()
+}
+
+fn first(v: &[String], n: usize) -> String {
+    v.iter().take(n).cloned().collect::<Vec<_>>().join("\n  ")
+}
+
+/// The test. See the module docs for the scenario.
+#[test]
+fn pipeline_survives_rotation_deletion_outage_and_sigkill() {
+    let t0 = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let es = rt
+        .block_on(EsDouble::start_with(EsDoubleConfig {
+            seed: SEED,
+            ..Default::default()
+        }))
+        .unwrap();
+    let kube = rt.block_on(KubeApiDouble::start()).unwrap();
+    let mut rng = Rng(SEED);
+
+    let dir = tempfile::tempdir().unwrap();
+    let pods_dir = dir.path().join("var/log/pods");
+    let containers_dir = dir.path().join("var/log/containers");
+    std::fs::create_dir_all(&pods_dir).unwrap();
+    std::fs::create_dir_all(&containers_dir).unwrap();
+    let port = free_port();
+    let admin: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let config = dir.path().join("logferry.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+node_name: ${{NODE_NAME}}
+data_dir: {data}
+source:
+  mode: kubernetes
+  pods_dir: {pods}
+  containers_dir: {containers}
+  rescan_interval: 2s
+kubernetes:
+  metadata_grace: 30s
+  lookup_wait: 2s
+elasticsearch:
+  endpoints: ["{es}"]
+  batch: {{max_events: 1000, max_bytes: 2MiB, timeout: 200ms}}
+  retry: {{initial_backoff: 50ms, max_backoff: 1s}}
+server:
+  listen: 127.0.0.1:{port}
+shutdown:
+  drain_timeout: 10s
+"#,
+            data = dir.path().join("data").display(),
+            pods = pods_dir.display(),
+            containers = containers_dir.display(),
+            es = es.url(),
+        ),
+    )
+    .unwrap();
+    for ns in NAMESPACES {
+        kube.create_namespace(ns).unwrap();
+    }
+
+    // The 30 long-lived pods exist before logferry starts (a node that runs).
+    let mut containers: Vec<Container> = Vec::new();
+    for i in 0..LONG_PODS {
+        let ns = NAMESPACES[i % NAMESPACES.len()];
+        let names: &[&str] = if i % 5 == 0 {
+            &["app", "istio-proxy"]
+        } else {
+            &["app"]
+        };
+        containers.extend(create_pod(
+            &kube,
+            &mut rng,
+            &pods_dir,
+            &containers_dir,
+            ns,
+            &format!("web-{i:02}"),
+            names,
+            true,
+        ));
+    }
+    for c in containers.iter_mut() {
+        for _ in 0..5 {
+            c.write(&mut rng);
+        }
+    }
+
+    let mut lf = Logferry {
+        dir: dir.path().join("logferry"),
+        config: config.clone(),
+        admin,
+        env: vec![
+            (
+                "KUBECONFIG".into(),
+                kube.kubeconfig_path().display().to_string(),
+            ),
+            ("NODE_NAME".into(), NODE.into()),
+        ],
+        daemon: None,
+        runs: 0,
+        started: Instant::now(),
+        ready_at: None,
+    };
+    lf.start();
+
+    // Kill moments: KILLS random instants in the writing phase, at least 5 s apart.
+    let mut kill_at: Vec<Duration> = Vec::new();
+    while kill_at.len() < KILLS {
+        let t = Duration::from_millis(rng.range(4_000, WRITE_PHASE.as_millis() as u64 - 2_000));
+        if kill_at
+            .iter()
+            .all(|k| k.abs_diff(t) >= Duration::from_secs(5))
+        {
+            kill_at.push(t);
+        }
+    }
+    kill_at.sort();
+    // Short-lived pods start at regular intervals with a random jitter.
+    let short_every = (WRITE_PHASE - Duration::from_secs(6)) / SHORT_PODS as u32;
+    let short_start: Vec<Duration> = (0..SHORT_PODS)
+        .map(|i| {
+            Duration::from_secs(2)
+                + short_every * i as u32
+                + Duration::from_millis(rng.range(0, 1500))
+        })
+        .collect();
+    println!("seed {SEED:#x}; kills at {kill_at:?}; outage at {OUTAGE_AT:?} for {OUTAGE:?}");
+
+    // Short-lived pods: index into `containers` and their lifecycle.
+    struct Short {
+        idx: usize,
+        started: Instant,
+        deleted: bool,
+        removed: bool,
+    }
+    let mut shorts: Vec<Short> = Vec::new();
+    let mut next_short = 0;
+    let mut next_kill = 0;
+    let mut outage_started = false;
+    let mut rotations = 0u64;
+    let mut last_rotate_check = Instant::now();
+    let mut deferred_removals = 0u64;
+    // Lines whose only copy the kubelet stand-in unlinked (GC of a deleted
+    // pod; gzip + unlink of a rotated file), as (container index, seq range),
+    // until the double holds them. A SIGKILL while such lines are unshipped
+    // loses them by nature: logferry held them only through an open
+    // descriptor (it does not read `.gz` files and keeps no spool of its own;
+    // the files are the buffer, SPEC "Bounded memory"), and that descriptor
+    // dies with the process. This happens when Elasticsearch is down (or slow)
+    // at that moment, so a due kill waits until those lines are shipped; it
+    // still happens at once when nothing unlinked is pending, including
+    // during the outage.
+    let mut unlinked: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+    let mut shipped = Shipped::default();
+    let mut kill_waits: Vec<Duration> = Vec::new();
+    let mut last_ship_check = Instant::now() - Duration::from_secs(1);
+    let mut kill_due = |lf: &mut Logferry,
+                        containers: &[Container],
+                        unlinked: &mut Vec<(usize, std::ops::Range<usize>)>,
+                        next_kill: &mut usize,
+                        now: Duration| {
+        if *next_kill >= kill_at.len() || now < kill_at[*next_kill] {
+            return;
+        }
+        if !unlinked.is_empty() && last_ship_check.elapsed() >= Duration::from_millis(250) {
+            last_ship_check = Instant::now();
+            shipped.update(&es);
+            unlinked.retain(|(idx, seqs)| !shipped.holds(&containers[*idx].key(), seqs));
+        }
+        if unlinked.is_empty() && lf.ready_at.is_some() {
+            let waited = now - kill_at[*next_kill];
+            println!(
+                "{:>6.1?} SIGKILL #{} (run {}; waited {:.1?} for unlinked lines to ship)",
+                now,
+                *next_kill + 1,
+                lf.runs - 1,
+                waited
+            );
+            kill_waits.push(waited);
+            lf.kill_and_restart();
+            *next_kill += 1;
+        }
+    };
+    let phase = Instant::now();
+    while phase.elapsed() < WRITE_PHASE {
+        let now = phase.elapsed();
+        lf.poll();
+        kill_due(&mut lf, &containers, &mut unlinked, &mut next_kill, now);
+        if !outage_started && now >= OUTAGE_AT {
+            println!("{now:>6.1?} Elasticsearch outage for {OUTAGE:?}");
+            es.faults().outage(OUTAGE);
+            outage_started = true;
+        }
+        if next_short < SHORT_PODS && now >= short_start[next_short] {
+            let ns = NAMESPACES[next_short % NAMESPACES.len()];
+            let name = format!("task-{next_short:02}-{}", rng.hex(5));
+            let idx = containers.len();
+            containers.extend(create_pod(
+                &kube,
+                &mut rng,
+                &pods_dir,
+                &containers_dir,
+                ns,
+                &name,
+                &["base"],
+                false,
+            ));
+            shorts.push(Short {
+                idx,
+                started: Instant::now(),
+                deleted: false,
+                removed: false,
+            });
+            next_short += 1;
+        }
+        // Writing: long-lived containers about 25 lines/s each, short-lived ones about 150/s.
+        for c in containers.iter_mut().filter(|c| c.long_lived) {
+            if rng.chance(2) {
+                c.write(&mut rng);
+            }
+        }
+        let may_unlink = lf.kubelet_may_unlink();
+        for s in shorts.iter_mut().filter(|s| !s.removed) {
+            let c = &mut containers[s.idx];
+            if !s.deleted {
+                for _ in 0..3 {
+                    c.write(&mut rng);
+                }
+                if s.started.elapsed() >= Duration::from_secs(1) {
+                    // The task ends: its last burst, then the pod object goes.
+                    for _ in 0..20 {
+                        c.write(&mut rng);
+                    }
+                    kube.delete_pod(&c.namespace, &c.pod).unwrap();
+                    s.deleted = true;
+                }
+            }
+            // Kubelet's container GC right after the DELETED event.
+            if s.deleted {
+                if may_unlink {
+                    c.writer.take().unwrap().remove_all().unwrap();
+                    unlinked.push((s.idx, 0..c.written.len()));
+                    s.removed = true;
+                } else {
+                    deferred_removals += 1;
+                }
+            }
+        }
+        // The kubelet stand-in's rotation check (only for running containers).
+        if last_rotate_check.elapsed() >= ROTATE_CHECK && may_unlink {
+            last_rotate_check = Instant::now();
+            for (idx, c) in containers
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, c)| c.long_lived)
+            {
+                let w = c.writer.as_mut().unwrap();
+                if w.active_len().unwrap() >= ROTATE_BYTES {
+                    w.rotate().unwrap();
+                    c.rotated_at.push(c.written.len());
+                    rotations += 1;
+                    // From the second rotation on, the file renamed by the
+                    // previous one was gzipped and its plain copy unlinked.
+                    let n = c.rotated_at.len();
+                    if n >= 2 {
+                        let from = if n >= 3 { c.rotated_at[n - 3] } else { 0 };
+                        unlinked.push((idx, from..c.rotated_at[n - 2]));
+                    }
+                }
+            }
+        }
+        std::thread::sleep(TICK);
+    }
+    // Writers stop. Files of deleted pods still to remove go now (when
+    // allowed), and kills still due (waiting for unlinked lines) happen.
+    while shorts.iter().any(|s| !s.removed) || next_kill < kill_at.len() {
+        lf.poll();
+        if lf.kubelet_may_unlink() {
+            for s in shorts.iter_mut().filter(|s| !s.removed) {
+                let c = &mut containers[s.idx];
+                c.writer.take().unwrap().remove_all().unwrap();
+                unlinked.push((s.idx, 0..c.written.len()));
+                s.removed = true;
+            }
+        }
+        kill_due(
+            &mut lf,
+            &containers,
+            &mut unlinked,
+            &mut next_kill,
+            phase.elapsed(),
+        );
+        if phase.elapsed() > WRITE_PHASE + FINAL_WAIT {
+            break; // reported below: the kills did not happen
+        }
+        std::thread::sleep(TICK);
+    }
+    let written: usize = containers.iter().map(|c| c.written.len()).sum();
+    let gz_files = walk_count(&pods_dir, ".gz");
+    println!(
+        "{:>6.1?} writers stopped: {} lines in {} containers ({} short-lived pods), {rotations} rotations, {gz_files} .gz files now, {} SIGKILLs, removals deferred {deferred_removals} ticks",
+        phase.elapsed(),
+        written,
+        containers.len(),
+        shorts.len(),
+        next_kill
+    );
+    assert!(
+        !es.faults().in_outage(),
+        "the outage ended within the writing phase"
+    );
+
+    // Wait (bounded) until the double holds every line.
+    let wait_start = Instant::now();
+    let mut verdict;
+    loop {
+        lf.poll();
+        let count = es.document_count();
+        if count >= written || wait_start.elapsed() >= FINAL_WAIT {
+            verdict = check(&es, &containers);
+            if verdict.complete() || wait_start.elapsed() >= FINAL_WAIT {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let caught_up = wait_start.elapsed();
+    let shipped_stats = es.stats();
+
+    // SIGTERM: drain, checkpoint, exit 0.
+    lf.daemon().signal(15);
+    let code = lf.daemon().wait_exit(Duration::from_secs(30));
+    // Anything late (there should be nothing) shows up in the final check.
+    verdict = check(&es, &containers);
+
+    let short_share = verdict.short_full_meta as f64 / verdict.short_docs.max(1) as f64;
+    println!(
+        "caught up {caught_up:.1?} after the writers stopped; total {:.1?}; {} documents for {written} lines; \
+         bulk requests {}, items {}, created {}, 409 conflicts {}; long-lived docs {}; short-lived docs {} of which {} ({:.1} %) with full API metadata; logferry runs {}; kills waited {:?}",
+        t0.elapsed(),
+        verdict.documents,
+        shipped_stats.bulk_requests,
+        shipped_stats.bulk_items,
+        shipped_stats.created,
+        shipped_stats.conflicts,
+        verdict.long_docs,
+        verdict.short_docs,
+        verdict.short_full_meta,
+        short_share * 100.0,
+        lf.runs,
+        kill_waits,
+    );
+    let failed = !verdict.complete() || code != Some(0) || short_share < 0.90;
+    let kept = if failed { Some(dir.keep()) } else { None };
+    let report = |what: &str| -> String {
+        format!(
+            "{what} (files kept in {kept:?})\nmissing {} lines in {} ranges (first: \n  {})\nduplicates {} (first:\n  {})\nproblems {} (first:\n  {})\nlogferry stderr:\n{}",
+            verdict.missing_lines,
+            verdict.missing.len(),
+            first(&verdict.missing, 20),
+            verdict.duplicates.len(),
+            first(&verdict.duplicates, 20),
+            verdict.problems.len(),
+            first(&verdict.problems, 20),
+            lf.stderr_tail(60)
+        )
+    };
+    assert!(
+        verdict.missing.is_empty(),
+        "{}",
+        report("lines missing in Elasticsearch")
+    );
+    assert!(
+        verdict.duplicates.is_empty(),
+        "{}",
+        report("lines shipped twice")
+    );
+    assert!(verdict.problems.is_empty(), "{}", report("wrong documents"));
+    assert_eq!(verdict.documents, written, "{}", report("document count"));
+    assert_eq!(code, Some(0), "{}", report("SIGTERM exit code"));
+    assert!(
+        next_kill >= 5,
+        "{}",
+        report(&format!("only {next_kill} SIGKILLs happened (want ≥ 5)"))
+    );
+    assert!(
+        short_share >= 0.90,
+        "{}",
+        report(&format!(
+            "only {:.1} % of short-lived pods' documents carry full API metadata (labels, image); want ≥ 90 %",
+            short_share * 100.0
+        ))
+    );
+    drop(lf);
+    rt.block_on(async move {
+        es.shutdown().await;
+        drop(kube);
+    });
+}
+
+/// Files under `dir` whose name ends with `suffix`.
+fn walk_count(dir: &Path, suffix: &str) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
