@@ -408,7 +408,10 @@ impl Runner {
         for key in keys {
             self.enqueue(key, false);
         }
-        tracing::info!(files = self.once_keys.len(), "finishing: reading every file to its end");
+        tracing::info!(
+            files = self.once_keys.len(),
+            "finishing: reading every file to its end"
+        );
     }
 
     fn once_done(&self) -> bool {
@@ -745,7 +748,7 @@ impl Runner {
         );
         self.set_path(path, key);
         self.enqueue(key, rotated_name);
-        self.enforce_open_limit(key);
+        self.enforce_open_limit(Some(key));
     }
 
     /// Maps `path` to `key`; a file previously at `path` is checked at the end
@@ -773,7 +776,7 @@ impl Runner {
     }
 
     /// Closes idle, fully read, active files while more than `max_open_files` are open.
-    fn enforce_open_limit(&mut self, keep: Key) {
+    fn enforce_open_limit(&mut self, keep: Option<Key>) {
         if self.files.len() <= self.cfg.max_open_files {
             return;
         }
@@ -784,7 +787,9 @@ impl Runner {
         let mut idle: Vec<(Instant, Key)> = self
             .files
             .values_mut()
-            .filter(|t| t.key != keep && t.state == FileState::Active && !t.queued && !t.finalized)
+            .filter(|t| {
+                Some(t.key) != keep && t.state == FileState::Active && !t.queued && !t.finalized
+            })
             .filter_map(|t| match &mut t.handle {
                 Handle::Reading(r) => (r.decoder.joiner().is_clean()
                     && r.consumed() == r.read_pos())
@@ -828,7 +833,7 @@ impl Runner {
         );
         t.handle = Handle::Reading(Box::new(FileReader::new(file, offset, max_line, decoder)));
         self.enqueue(key, false);
-        self.enforce_open_limit(key);
+        self.enforce_open_limit(Some(key));
     }
 
     fn max_line(&self) -> usize {
@@ -1347,6 +1352,7 @@ impl Runner {
         let mut to_queue = Vec::new();
         let mut to_delete = Vec::new();
         let mut to_reopen = Vec::new();
+        let mut to_find = Vec::new();
         for t in self.files.values_mut() {
             match &t.handle {
                 Handle::Reading(r) => {
@@ -1373,12 +1379,49 @@ impl Runner {
                             to_reopen.push(t.key);
                         }
                     }
-                    _ => to_delete.push(t.key),
+                    _ => to_find.push(t.key),
                 },
             }
         }
         for key in to_delete {
             self.mark_deleted(key);
+        }
+        // A closed file no longer at its path: look for it under a new name
+        // (rotation) in its directory; if it is nowhere, it was deleted.
+        for key in to_find {
+            let Some(dir) = self
+                .files
+                .get(&key)
+                .and_then(|t| t.path.parent().map(Path::to_path_buf))
+            else {
+                continue;
+            };
+            match self.cfg.mode {
+                SourceMode::Kubernetes { .. } => self.scan_container_dir(&dir),
+                SourceMode::Files { .. } => {
+                    let depth = self
+                        .watched
+                        .values()
+                        .find(|(p, _)| *p == dir)
+                        .map(|(_, k)| *k);
+                    self.scan_files_dir(
+                        &dir,
+                        match depth {
+                            Some(DirKind::Files(d)) => d,
+                            _ => 0,
+                        },
+                    );
+                }
+            }
+            let still_lost = self.files.get(&key).is_some_and(|t| {
+                matches!(t.handle, Handle::Closed { .. })
+                    && std::fs::metadata(&t.path)
+                        .map(|m| (m.dev(), m.ino()) != key)
+                        .unwrap_or(true)
+            });
+            if still_lost {
+                self.mark_deleted(key);
+            }
         }
         for key in to_queue {
             self.enqueue(key, false);
@@ -1386,6 +1429,7 @@ impl Runner {
         for key in to_reopen {
             self.reopen(key);
         }
+        self.enforce_open_limit(None);
         let (open, deleted) = self.open_count();
         self.events.files_open(open, deleted);
     }

@@ -430,3 +430,48 @@ async fn multiline_joins_stack_traces_and_flushes_on_timeout() {
     assert!(recs[0].1.flags.contains(RecordFlags::MULTILINE));
     assert_eq!(&recs[1].1.message[..], b"next record");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_file_limit_closes_idle_files_and_reopens_them_by_identity() {
+    let node = Node::new();
+    let mut cfg = node.config();
+    cfg.max_open_files = 2;
+    let run = Running::start(cfg, RunMode::Follow, 16);
+    let mut ws: Vec<_> = (0..5).map(|i| node.writer(&format!("p{i}"), "c")).collect();
+    for (i, w) in ws.iter_mut().enumerate() {
+        w.write_line("stdout", format!("first {i}").as_bytes())
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(run.wait_for(WAIT, |r| r.len() == 5).await);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let open = run
+        .events
+        .last_open
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(open <= 2, "{open} files open with max_open_files = 2");
+    // Appends to closed files reopen them (inotify IN_MODIFY or the 1 s poll).
+    for (i, w) in ws.iter_mut().enumerate() {
+        w.write_line("stdout", format!("second {i}").as_bytes())
+            .unwrap();
+        assert!(
+            run.wait_for(WAIT, |r| r.len() == 6 + i).await,
+            "second line of file {i}"
+        );
+    }
+    // Rotation of a file that is closed: found again under its new name.
+    ws[0].write_line("stdout", b"before rotation").unwrap();
+    ws[0].rotate().unwrap();
+    ws[0].write_line("stdout", b"after rotation").unwrap();
+    assert!(run.wait_for(WAIT, |r| r.len() == 12).await);
+    let (summary, recs, ev) = run.finish().await;
+    assert_eq!(summary.records, 12);
+    let mut msgs: Vec<_> = recs
+        .iter()
+        .map(|(_, r)| String::from_utf8_lossy(&r.message).into_owned())
+        .collect();
+    msgs.sort();
+    msgs.dedup();
+    assert_eq!(msgs.len(), 12, "no duplicates");
+    assert_eq!(ev.lost_bytes.load(std::sync::atomic::Ordering::Relaxed), 0);
+}

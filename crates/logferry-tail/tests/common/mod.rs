@@ -44,6 +44,7 @@ pub struct CountingEvents {
     pub lost_deleted_files: AtomicU64,
     pub unparsed: AtomicU64,
     pub checkpoints: AtomicU64,
+    pub last_open: AtomicU64,
 }
 
 impl TailEvents for CountingEvents {
@@ -67,6 +68,9 @@ impl TailEvents for CountingEvents {
     }
     fn lines_unparsed(&self, lines: u64) {
         self.unparsed.fetch_add(lines, Ordering::Relaxed);
+    }
+    fn files_open(&self, open: usize, _deleted: usize) {
+        self.last_open.store(open as u64, Ordering::Relaxed);
     }
     fn checkpoints_written(&self, _: usize, _: u64) {
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
