@@ -69,8 +69,11 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
 
     let store = start_pod_store(&config, &metrics, &background).await;
     let tail_events = Arc::new(DaemonTailEvents::new(metrics.clone(), store.clone()));
+    // `/quitquitquit` ships every line written before the call: the tailer
+    // reads every file to its end first, then stops.
     let tailer = Tailer::new(config::to_tail_config(&config), tail_events)
-        .context("cannot start the tailer")?;
+        .context("cannot start the tailer")?
+        .finish_on(quit.clone());
 
     let (acker, acks) = Acker::channel();
     let (tail_tx, tail_rx) = mpsc::channel::<RecordBatch>(STAGE_QUEUE);
@@ -141,7 +144,11 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
         }
     };
     ready.store(false, Ordering::SeqCst);
-    stop_reading.cancel();
+    if !quit.is_cancelled() {
+        // A signal: stop reading now. (`/quitquitquit` lets the tailer read
+        // every file to its end first; it stops by itself.)
+        stop_reading.cancel();
+    }
     let drain_deadline = {
         let hard_stop = hard_stop.clone();
         let timeout = config.drain_timeout;
