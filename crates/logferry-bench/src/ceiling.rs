@@ -38,6 +38,8 @@ pub struct CeilingResult {
     pub mb_per_second: f64,
     /// CPU seconds of the double (user + sys).
     pub double_cpu_seconds: f64,
+    /// Documents per CPU-second of the double (its cost, robust to a busy machine).
+    pub docs_per_double_cpu_second: f64,
     /// Peak RSS of the double, MiB.
     pub double_peak_rss_mib: f64,
     /// Documents the double holds afterwards.
@@ -61,7 +63,13 @@ impl CeilingResult {
         t.row("wall", format!("{:.2} s", self.wall_seconds));
         t.row("documents/s", format!("{:.0}", self.docs_per_second));
         t.row("bulk MB/s", format!("{:.1}", self.mb_per_second));
-        t.row("double CPU", format!("{:.2} s", self.double_cpu_seconds));
+        t.row(
+            "double CPU",
+            format!(
+                "{:.2} s ({:.0} documents per CPU-second)",
+                self.double_cpu_seconds, self.docs_per_double_cpu_second
+            ),
+        );
         t.row(
             "double peak RSS",
             format!("{:.1} MiB", self.double_peak_rss_mib),
@@ -205,6 +213,7 @@ pub async fn run(
         docs_per_second: round(docs as f64 / wall, 0),
         mb_per_second: round(raw_bytes as f64 / 1e6 / wall, 1),
         double_cpu_seconds: round(cpu.total(), 2),
+        docs_per_double_cpu_second: round(docs as f64 / cpu.total().max(0.001), 0),
         double_peak_rss_mib: round(harness::mib(peak), 1),
         stored,
     })

@@ -21,16 +21,22 @@ pub struct Binaries {
 }
 
 impl Binaries {
-    /// `<dir>/logferry` and `<dir>/es-double`; both must exist.
+    /// `<dir>/logferry` and `<dir>/es-double`; `es-double` must exist, and `logferry` too when
+    /// `need_logferry`.
     ///
     /// # Errors
     /// A binary is missing (the message gives the build command).
-    pub fn find(dir: &Path) -> Result<Binaries> {
+    pub fn find(dir: &Path, need_logferry: bool) -> Result<Binaries> {
         let b = Binaries {
             logferry: dir.join("logferry"),
             es_double: dir.join("es-double"),
         };
-        for p in [&b.logferry, &b.es_double] {
+        let needed = if need_logferry {
+            vec![&b.logferry, &b.es_double]
+        } else {
+            vec![&b.es_double]
+        };
+        for p in needed {
             if !p.is_file() {
                 bail!(
                     "{} not found: build it with `cargo build --release -p logferry -p logferry-testkit --bins` \
@@ -348,6 +354,9 @@ pub struct Machine {
     pub commit: Option<String>,
     /// When the run started (UTC, RFC 3339).
     pub date: String,
+    /// `/proc/loadavg` (1, 5, 15 min) when the run started: other work on the machine skews wall
+    /// times (CPU seconds of the measured process much less).
+    pub load_average: String,
 }
 
 impl Machine {
@@ -390,6 +399,12 @@ impl Machine {
                 .to_string(),
             commit,
             date,
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 }

@@ -57,11 +57,16 @@ struct Common {
 
 impl Common {
     fn binaries(&self) -> Result<harness::Binaries> {
+        self.binaries_for(true)
+    }
+
+    fn binaries_for(&self, need_logferry: bool) -> Result<harness::Binaries> {
         harness::Binaries::find(
             &self
                 .bin_dir
                 .clone()
                 .unwrap_or_else(harness::Binaries::default_dir),
+            need_logferry,
         )
     }
 }
@@ -187,6 +192,8 @@ enum Command {
 #[derive(Serialize)]
 struct AllResults {
     machine: harness::Machine,
+    /// `/proc/loadavg` when the runs ended.
+    load_average_end: String,
     runs: Vec<serde_json::Value>,
     errors: Vec<String>,
 }
@@ -300,7 +307,7 @@ async fn main() -> Result<()> {
             common,
         } => {
             let r = ceiling::run(
-                &common.binaries()?,
+                &common.binaries_for(false)?,
                 &common.corpus,
                 ceiling.docs,
                 ceiling.batch,
@@ -322,11 +329,9 @@ async fn main() -> Result<()> {
             let machine = harness::Machine::detect();
             let mut runs: Vec<serde_json::Value> = Vec::new();
             let mut errors = Vec::new();
-            let mut tables = Vec::new();
             let mut note = |name: &str, r: Result<(report::Table, serde_json::Value)>| match r {
                 Ok((t, v)) => {
                     println!("{}", t.render());
-                    tables.push(t);
                     runs.push(v);
                 }
                 Err(e) => {
@@ -384,10 +389,13 @@ async fn main() -> Result<()> {
             let out = common.json_out.clone().unwrap_or_else(|| {
                 PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/results/latest.json"))
             });
+            println!("{}", report::summary(&runs).render());
+            let load_average_end = harness::Machine::detect().load_average;
             report::write_json(
                 &out,
                 &AllResults {
                     machine: machine.clone(),
+                    load_average_end,
                     runs,
                     errors: errors.clone(),
                 },
@@ -401,6 +409,7 @@ async fn main() -> Result<()> {
                 machine.commit.as_deref().unwrap_or("?"),
                 machine.date
             );
+            println!("load average at start: {}", machine.load_average);
             println!("wrote {}", out.display());
             if !errors.is_empty() {
                 anyhow::bail!("{} mode(s) failed: {}", errors.len(), errors.join("; "));
