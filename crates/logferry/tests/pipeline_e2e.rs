@@ -687,8 +687,12 @@ shutdown:
     };
     lf.start();
 
-    // Kill moments: KILLS random instants in the writing phase, at least 5 s apart.
-    let mut kill_at: Vec<Duration> = Vec::new();
+    // Kill moments: one early in the outage (logferry restarts with a backlog
+    // it cannot ship and no Elasticsearch to talk to), the others random
+    // instants in the writing phase, at least 5 s apart. Kills that fall later
+    // in the outage wait for it to end (see `unlinked` below), so the moments
+    // right after it, while the backlog drains, get kills too.
+    let mut kill_at: Vec<Duration> = vec![OUTAGE_AT + Duration::from_millis(rng.range(500, 2_500))];
     while kill_at.len() < KILLS {
         let t = Duration::from_millis(rng.range(4_000, WRITE_PHASE.as_millis() as u64 - 2_000));
         if kill_at
@@ -699,13 +703,22 @@ shutdown:
         }
     }
     kill_at.sort();
-    // Short-lived pods start at regular intervals with a random jitter.
+    // Short-lived pods start at regular intervals with a random jitter; none
+    // starts in the 6 s around the outage's start, so that nothing unlinked is
+    // unshipped when the early outage kill comes.
     let short_every = (WRITE_PHASE - Duration::from_secs(6)) / SHORT_PODS as u32;
+    let quiet =
+        (OUTAGE_AT - Duration::from_millis(2_500))..(OUTAGE_AT + Duration::from_millis(3_500));
     let short_start: Vec<Duration> = (0..SHORT_PODS)
         .map(|i| {
-            Duration::from_secs(2)
+            let t = Duration::from_secs(2)
                 + short_every * i as u32
-                + Duration::from_millis(rng.range(0, 1500))
+                + Duration::from_millis(rng.range(0, 1500));
+            if quiet.contains(&t) {
+                quiet.end + (t - quiet.start) / 4
+            } else {
+                t
+            }
         })
         .collect();
     println!("seed {SEED:#x}; kills at {kill_at:?}; outage at {OUTAGE_AT:?} for {OUTAGE:?}");
