@@ -131,3 +131,9 @@ pub fn cpu_seconds(pid: &str) -> f64 {
     let stime: f64 = fields[12].parse().expect("stime");
     (utime + stime) / ticks
 }
+
+/// Whether this is a real benchmark run (`cargo bench` passes `--bench`), not
+/// the smoke run of `cargo test --benches`.
+pub fn benchmarking() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}

@@ -13,7 +13,12 @@ use std::time::Instant;
 
 fn main() {
     let lines = common::loghub_lines();
-    let total = 400_000;
+    // `cargo bench` passes `--bench`; under `cargo test --benches` run a quick smoke pass.
+    let total = if common::benchmarking() {
+        400_000
+    } else {
+        2_000
+    };
     let batches = common::batches(&lines, total, 500, 16);
     let message_bytes: usize = batches.iter().map(|b| b.message_bytes()).sum();
     println!(
