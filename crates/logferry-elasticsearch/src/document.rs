@@ -483,8 +483,14 @@ fn encode_doc(
             Some(members) => {
                 let mut have_log_id = false;
                 let mut have_offset = false;
+                // Elasticsearch refuses duplicate keys; keep the first of each.
+                let mut written: Vec<&str> = Vec::with_capacity(members.0.len());
                 for (key, value) in &members.0 {
                     let key: &str = key;
+                    if written.contains(&key) {
+                        continue;
+                    }
+                    written.push(key);
                     match key {
                         "log_id" => have_log_id = true,
                         "offset" => {

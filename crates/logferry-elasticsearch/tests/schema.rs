@@ -340,6 +340,32 @@ fn airflow_json_lines_pass_their_fields_through() {
     );
     assert_eq!(f[0]["message"], "Marking task as SUCCESS");
     assert_eq!(f[0]["log"], own);
+    // Duplicate keys (which Elasticsearch refuses) keep their first value.
+    let dup = encode(
+        airflow_options(),
+        &batch(
+            Some(meta(Some(task()))),
+            vec![record(
+                0,
+                TS,
+                r#"{"a": 1, "a": 2, "offset": 5, "offset": 6}"#,
+            )],
+        ),
+    );
+    let mut out = Vec::new();
+    DocumentEncoder::new(airflow_options()).encode(
+        &batch(Some(meta(Some(task()))), vec![]),
+        &record(0, TS, r#"{"a": 1, "a": 2, "offset": 5, "offset": 6}"#),
+        &mut out,
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.matches("\"a\":").count(), 1, "{text}");
+    assert!(
+        text.contains(",\"offset\":5") && !text.contains("\"offset\":6"),
+        "{text}"
+    );
+    assert_eq!(dup[0]["a"], 1);
+    assert_eq!(dup[0]["offset"], 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,4 +553,78 @@ async fn airflow_handler_query_reads_the_task_log_in_order() {
         read, lines,
         "every line once, in order, ending with end_of_log"
     );
+}
+
+/// Property check over many random messages (seeded, so reproducible): any
+/// bytes (control characters, quotes, backslashes, multi-byte and invalid
+/// UTF-8, JSON-looking text) give one valid JSON line whose message is the
+/// input with invalid UTF-8 replaced, in both schemas and with Airflow on.
+#[test]
+fn arbitrary_message_bytes_always_encode_to_valid_json() {
+    use rand::{Rng as _, SeedableRng as _};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x10f3);
+    let alphabet: &[&[u8]] = &[
+        b"a",
+        b"Z",
+        b"0",
+        b" ",
+        b"\"",
+        b"\\",
+        b"\n",
+        b"\r",
+        b"\t",
+        b"\x00",
+        b"\x1f",
+        b"\x7f",
+        b"{",
+        b"}",
+        b":",
+        b",",
+        "é".as_bytes(),
+        "✓".as_bytes(),
+        "𝄞".as_bytes(),
+        b"\xff",
+        b"\xc3",
+        b"\xe2\x9c",
+        b"\"message\":",
+        b"{\"a\":[1,{\"b\":null}]}",
+    ];
+    let options = [
+        DocumentOptions::default(),
+        DocumentOptions {
+            schema: Schema::Fluentd,
+            ..DocumentOptions::default()
+        },
+        airflow_options(),
+    ];
+    for case in 0..3_000 {
+        let len = rng.random_range(0..64);
+        let mut msg = Vec::new();
+        if case % 3 == 0 {
+            msg.push(b'{');
+        }
+        for _ in 0..len {
+            msg.extend_from_slice(alphabet[rng.random_range(0..alphabet.len())]);
+        }
+        if case % 3 == 0 {
+            msg.push(b'}');
+        }
+        let mut r = record(case as u64, TS, "");
+        r.message = bytes::Bytes::from(msg.clone());
+        let b = batch(Some(meta(Some(task()))), vec![r]);
+        for o in &options {
+            let docs = encode(o.clone(), &b);
+            let field = if o.schema == Schema::Fluentd {
+                "log"
+            } else {
+                "message"
+            };
+            let expected = String::from_utf8_lossy(&msg);
+            let is_json_object =
+                serde_json::from_slice::<serde_json::Map<String, Value>>(&msg).is_ok();
+            if !(o.airflow.is_some() && is_json_object) {
+                assert_eq!(docs[0][field], expected.as_ref(), "case {case}: {msg:?}");
+            }
+        }
+    }
 }
