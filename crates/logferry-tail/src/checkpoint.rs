@@ -135,15 +135,15 @@ struct CheckpointFile {
     files: Vec<CheckpointEntry>,
 }
 
-/// The set of checkpoints, keyed by `(dev, ino)`, and its file.
+/// The set of checkpoints, keyed by `(dev, ino, fingerprint)`, and its file.
 #[derive(Debug)]
 pub struct CheckpointStore {
     path: PathBuf,
     prev: PathBuf,
     tmp: PathBuf,
     dir: PathBuf,
-    entries: HashMap<(u64, u64), CheckpointEntry>,
-    missing_since: HashMap<(u64, u64), Instant>,
+    entries: HashMap<(u64, u64, u64), CheckpointEntry>,
+    missing_since: HashMap<(u64, u64, u64), Instant>,
     dirty: bool,
 }
 
@@ -214,14 +214,21 @@ impl CheckpointStore {
             }
         }
         for e in loaded.unwrap_or_default() {
-            store.entries.insert((e.dev, e.ino), e);
+            store.entries.insert((e.dev, e.ino, e.fingerprint), e);
         }
         Ok(store)
     }
 
-    /// The checkpoint of `(dev, ino)`, if any.
-    pub fn get(&self, dev: u64, ino: u64) -> Option<&CheckpointEntry> {
-        self.entries.get(&(dev, ino))
+    /// The checkpoint of the file `(dev, ino)` whose first line has
+    /// `fingerprint`, if any. An entry of the same `(dev, ino)` with another
+    /// fingerprint belongs to an earlier file (recycled inode) and is not returned.
+    pub fn get(&self, dev: u64, ino: u64, fingerprint: u64) -> Option<&CheckpointEntry> {
+        self.entries.get(&(dev, ino, fingerprint))
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &CheckpointEntry> {
+        self.entries.values()
     }
 
     /// Number of entries.
@@ -236,9 +243,10 @@ impl CheckpointStore {
 
     /// Sets the checkpoint of a file; marks the store dirty if it changed.
     pub fn set(&mut self, dev: u64, ino: u64, fingerprint: u64, offset: u64, path: &Path) {
-        self.missing_since.remove(&(dev, ino));
-        match self.entries.get_mut(&(dev, ino)) {
-            Some(e) if e.fingerprint == fingerprint && e.offset == offset => {
+        let k = (dev, ino, fingerprint);
+        self.missing_since.remove(&k);
+        match self.entries.get_mut(&k) {
+            Some(e) if e.offset == offset => {
                 if e.path != path {
                     e.path = path.to_owned();
                     self.dirty = true;
@@ -246,7 +254,7 @@ impl CheckpointStore {
             }
             _ => {
                 self.entries.insert(
-                    (dev, ino),
+                    k,
                     CheckpointEntry {
                         dev,
                         ino,
@@ -261,12 +269,13 @@ impl CheckpointStore {
         }
     }
 
-    /// Forgets the checkpoint of `(dev, ino)`.
-    pub fn remove(&mut self, dev: u64, ino: u64) {
-        if self.entries.remove(&(dev, ino)).is_some() {
+    /// Forgets the checkpoint of `(dev, ino, fingerprint)`.
+    pub fn remove(&mut self, dev: u64, ino: u64, fingerprint: u64) {
+        let k = (dev, ino, fingerprint);
+        if self.entries.remove(&k).is_some() {
             self.dirty = true;
         }
-        self.missing_since.remove(&(dev, ino));
+        self.missing_since.remove(&k);
     }
 
     /// After a full scan: entries whose file was not seen (`present` false)
@@ -279,12 +288,12 @@ impl CheckpointStore {
     ) {
         let keys: Vec<_> = self.entries.keys().copied().collect();
         for k in keys {
-            if present(&k) {
+            if present(&(k.0, k.1)) {
                 self.missing_since.remove(&k);
             } else {
                 let since = *self.missing_since.entry(k).or_insert(now);
                 if now.duration_since(since) >= retention {
-                    self.remove(k.0, k.1);
+                    self.remove(k.0, k.1, k.2);
                 }
             }
         }
@@ -304,7 +313,7 @@ impl CheckpointStore {
             return Ok(());
         }
         let mut files: Vec<CheckpointEntry> = self.entries.values().cloned().collect();
-        files.sort_by_key(|e| (e.dev, e.ino));
+        files.sort_by_key(|e| (e.dev, e.ino, e.fingerprint));
         let body = serde_json::to_vec(&CheckpointFile {
             version: CHECKPOINT_VERSION,
             files,
@@ -371,7 +380,7 @@ mod tests {
         s.set(1, 2, 3, 80, Path::new("/a"));
         s.save(false).unwrap();
         let s2 = CheckpointStore::load(dir.path()).unwrap();
-        assert_eq!(s2.get(1, 2).unwrap().offset, 80);
+        assert_eq!(s2.get(1, 2, 3).unwrap().offset, 80);
         // Corrupt the current file: the previous copy (offset 40) is used.
         fs::write(
             CheckpointStore::file_path(dir.path()),
@@ -379,7 +388,7 @@ mod tests {
         )
         .unwrap();
         let s3 = CheckpointStore::load(dir.path()).unwrap();
-        assert_eq!(s3.get(1, 2).unwrap().offset, 40);
+        assert_eq!(s3.get(1, 2, 3).unwrap().offset, 40);
         // Unknown version is treated as corrupt too.
         fs::write(
             CheckpointStore::file_path(dir.path()),
@@ -389,7 +398,7 @@ mod tests {
         assert_eq!(
             CheckpointStore::load(dir.path())
                 .unwrap()
-                .get(1, 2)
+                .get(1, 2, 3)
                 .unwrap()
                 .offset,
             40
@@ -408,6 +417,6 @@ mod tests {
         assert_eq!(s.len(), 2);
         s.expire(|k| k.1 == 2, t0 + d, d);
         assert_eq!(s.len(), 1);
-        assert!(s.get(1, 2).is_some());
+        assert!(s.get(1, 2, 3).is_some());
     }
 }

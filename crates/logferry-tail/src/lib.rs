@@ -34,10 +34,16 @@
 //!
 //! ## What it does not do
 //!
-//! * It does not read gzipped rotated files (`0.log.<ts>.gz`): a file must be
-//!   opened before kubelet compresses and unlinks it. The tailer opens files as
-//!   soon as they appear, so this matters only when logferry was down for more
-//!   than one rotation of a file.
+//! * Gzipped rotated files (`0.log.<ts>.gz`) are read only when a checkpoint
+//!   says the original was not finished (kubelet rotated, gzipped and unlinked
+//!   it while logferry was down): the tailer finds it by the fingerprint of its
+//!   first line, decompresses it into an unlinked temporary file in `data_dir`
+//!   and reads from the checkpoint on, under the original identity. Other `.gz`
+//!   files are ignored. A file unlinked without a `.gz` copy while logferry
+//!   was down is gone.
+//! * `max_open_files` closes idle, fully read active files and reopens them
+//!   by identity on the next change; bytes appended to such a file between its
+//!   last change and its deletion, while it was closed, cannot be read.
 //! * Data written to a file between the last read and a copytruncate is lost
 //!   (inherent to copytruncate); it is counted when the size was known.
 //! * It does not enrich records (`RecordBatch::meta` is `None`).

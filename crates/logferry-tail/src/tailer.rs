@@ -141,7 +141,11 @@ enum Handle {
 }
 
 struct Tracked {
+    /// `(dev, ino)` of the open file.
     key: Key,
+    /// `(dev, ino)` of the file's identity (checkpoints, [`FileId`]): the same
+    /// as `key`, except for a gzipped copy read through a temporary file.
+    ident: Key,
     path: PathBuf,
     state: FileState,
     handle: Handle,
@@ -608,6 +612,11 @@ impl Runner {
                 if let Some(rotated) = self.is_candidate(&path) {
                     present.insert(path.clone());
                     self.consider(path, key, meta.len(), rotated);
+                } else if self.initial_scan
+                    && self.globs.is_none()
+                    && KubeLogPath::parse(&path).is_some_and(|k| k.compressed)
+                {
+                    self.consider_gz(&path);
                 }
             }
         }
@@ -726,6 +735,7 @@ impl Runner {
             key,
             Tracked {
                 key,
+                ident: key,
                 path: path.clone(),
                 state: if rotated_name {
                     FileState::Rotated
@@ -759,6 +769,87 @@ impl Runner {
                 self.displaced.push(old);
             }
         }
+    }
+
+    /// At start: a gzipped rotated file (`0.log.<ts>.gz`) whose first line
+    /// matches the fingerprint of a checkpoint that was not read to the end is
+    /// the compressed copy of a file that kubelet rotated, gzipped and unlinked
+    /// while logferry was down. It is decompressed into an unlinked temporary
+    /// file in `data_dir` and read from the checkpoint on, under the original
+    /// file's identity (so record ids match those sent before).
+    fn consider_gz(&mut self, path: &Path) {
+        let head = match File::open(path).and_then(|f| {
+            use std::io::Read;
+            let mut head = Vec::with_capacity(crate::identity::HEAD_BYTES);
+            flate2::read::MultiGzDecoder::new(f)
+                .take(crate::identity::HEAD_BYTES as u64)
+                .read_to_end(&mut head)?;
+            Ok(head)
+        }) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "failed to read gzipped log file");
+                return;
+            }
+        };
+        let Some(nl) = memchr::memchr(b'\n', &head) else {
+            return;
+        };
+        let fp_len = (nl + 1).min(FileId::FINGERPRINT_MAX_BYTES);
+        let fp = crate::identity::fingerprint(&head[..fp_len]);
+        let Some(entry) = self.store.iter().find(|e| e.fingerprint == fp).cloned() else {
+            return;
+        };
+        let ident = (entry.dev, entry.ino);
+        if self.files.values().any(|t| t.ident == ident) {
+            return; // the original is still open
+        }
+        let tmp = self
+            .cfg
+            .data_dir
+            .join(format!("gunzip-{}-{}.log", entry.dev, entry.ino));
+        let copied = File::open(path).and_then(|f| {
+            let mut out = File::create(&tmp)?;
+            let n = std::io::copy(&mut flate2::read::MultiGzDecoder::new(f), &mut out)?;
+            Ok((n, File::open(&tmp)?))
+        });
+        let _ = std::fs::remove_file(&tmp);
+        let (len, file) = match copied {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "failed to decompress gzipped log file");
+                return;
+            }
+        };
+        if entry.offset >= len {
+            return; // finished before it was compressed
+        }
+        let Ok(key) = dev_ino(&file) else { return };
+        tracing::info!(path = %path.display(), offset = entry.offset, bytes = len - entry.offset,
+            "reading the unread tail of a rotated file from its gzipped copy");
+        let now = Instant::now();
+        self.files.insert(
+            key,
+            Tracked {
+                key,
+                ident,
+                path: path.to_owned(),
+                state: FileState::Deleted,
+                handle: Handle::Unidentified(file),
+                source: None,
+                fingerprint_len: 0,
+                tracker: AckTracker::new(None),
+                initial: true,
+                size_hint: len,
+                queued: false,
+                check_fingerprint: false,
+                finalized: false,
+                last_data: now,
+                deleted_since: Some(now),
+                next_seq: 0,
+            },
+        );
+        self.enqueue(key, true);
     }
 
     fn open_count(&self) -> (usize, usize) {
@@ -936,8 +1027,9 @@ impl Runner {
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut mid_line = false;
         let mut lookback = None;
-        let offset = match self.store.get(key.0, key.1) {
-            Some(c) if c.fingerprint == head.fingerprint => {
+        let ident = t.ident;
+        let offset = match self.store.get(ident.0, ident.1, head.fingerprint) {
+            Some(c) => {
                 if c.offset > size {
                     self.events.rotation_detected(RotationKind::Truncate);
                     0
@@ -997,8 +1089,8 @@ impl Runner {
         let source = Arc::new(Source {
             id,
             file: FileId {
-                dev: key.0,
-                ino: key.1,
+                dev: ident.0,
+                ino: ident.1,
                 fingerprint: head.fingerprint,
             },
             path: t.path.clone(),
@@ -1059,6 +1151,8 @@ impl Runner {
         let file = r.into_file();
         if let Some(src) = t.source.take() {
             self.by_source.remove(&src.id);
+            self.store
+                .remove(t.ident.0, t.ident.1, src.file.fingerprint);
             let old = std::mem::take(&mut t.tracker);
             if old.unacked() > 0 {
                 self.retired.insert(src.id, old);
@@ -1254,7 +1348,7 @@ impl Runner {
             self.by_source.remove(&src.id);
             if let Some(cp) = t.tracker.checkpoint() {
                 self.store
-                    .set(key.0, key.1, src.file.fingerprint, cp, &t.path);
+                    .set(t.ident.0, t.ident.1, src.file.fingerprint, cp, &t.path);
             }
             self.events.file_released(src);
         }
@@ -1308,12 +1402,13 @@ impl Runner {
             }
             if let Some(src) = &t.source {
                 self.by_source.remove(&src.id);
+                self.store
+                    .remove(t.ident.0, t.ident.1, src.file.fingerprint);
                 if t.tracker.unacked() > 0 {
                     self.retired.insert(src.id, t.tracker);
                 }
                 self.events.file_released(src);
             }
-            self.store.remove(key.0, key.1);
         }
     }
 
@@ -1441,7 +1536,7 @@ impl Runner {
                 continue;
             };
             self.store
-                .set(t.key.0, t.key.1, src.file.fingerprint, cp, &t.path);
+                .set(t.ident.0, t.ident.1, src.file.fingerprint, cp, &t.path);
             let size = match &t.handle {
                 Handle::Reading(r) => r.read_pos().max(t.size_hint),
                 _ => t.size_hint,

@@ -475,3 +475,63 @@ async fn open_file_limit_closes_idle_files_and_reopens_them_by_identity() {
     assert_eq!(msgs.len(), 12, "no duplicates");
     assert_eq!(ev.lost_bytes.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_file_gzipped_while_down_is_read_from_its_gz_copy() {
+    let node = Node::new();
+    let mut w = node.writer("p", "c");
+    for i in 0..50 {
+        w.write_line("stdout", format!("line {i:03}").as_bytes())
+            .unwrap();
+    }
+    let (_, first, _) = Running::start(node.config(), RunMode::Once, 16)
+        .finish_once()
+        .await;
+    assert_eq!(first.len(), 50);
+    let original = first[0].0.file;
+    // logferry is down: the file grows, is rotated, and at the next rotation
+    // kubelet gzips it and unlinks the plain copy.
+    for i in 50..80 {
+        w.write_line("stdout", format!("line {i:03}").as_bytes())
+            .unwrap();
+    }
+    w.rotate().unwrap();
+    w.write_line("stdout", b"in the second file").unwrap();
+    w.rotate().unwrap();
+    w.write_line("stdout", b"in the active file").unwrap();
+    let gz = std::fs::read_dir(w.dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".gz"))
+        .count();
+    assert_eq!(gz, 1);
+    let (_, recs, _) = Running::start(node.config(), RunMode::Once, 16)
+        .finish_once()
+        .await;
+    let from_gz: Vec<_> = recs.iter().filter(|(s, _)| s.file == original).collect();
+    assert_eq!(from_gz.len(), 30, "the unread tail of the gzipped file");
+    for (i, (s, r)) in from_gz.iter().enumerate() {
+        assert_eq!(
+            std::str::from_utf8(&r.message).unwrap(),
+            format!("line {:03}", 50 + i)
+        );
+        assert!(s.kube.as_ref().unwrap().compressed, "{}", s.path.display());
+    }
+    // Offsets continue where the first run stopped: same identity, same ids.
+    assert_eq!(from_gz[0].1.start, first.last().unwrap().1.end);
+    let mut others: Vec<_> = recs
+        .iter()
+        .filter(|(s, _)| s.file != original)
+        .map(|(_, r)| r.message.clone())
+        .collect();
+    others.sort();
+    assert_eq!(
+        others,
+        vec![&b"in the active file"[..], &b"in the second file"[..]]
+    );
+    // A third run finds nothing new, the .gz included.
+    let (_, recs, _) = Running::start(node.config(), RunMode::Once, 16)
+        .finish_once()
+        .await;
+    assert!(recs.is_empty(), "{} records", recs.len());
+}
