@@ -1361,30 +1361,30 @@ impl Runner {
         }
     }
 
+    /// Applies `max_deleted_files` / `max_deleted_bytes` to deleted files that
+    /// are held open and not finished. Files read to their end (only waiting
+    /// for acknowledgements) are finished first, which costs nothing; then the
+    /// oldest deleted file is closed and its unread bytes are reported lost.
     fn enforce_deleted_limits(&mut self) {
         loop {
-            let mut deleted: Vec<(Instant, Key, u64)> = self
+            let mut deleted: Vec<(bool, Instant, Key, u64)> = self
                 .files
                 .values()
                 .filter(|t| t.state == FileState::Deleted && !t.finalized)
-                .filter_map(|t| match &t.handle {
-                    Handle::Reading(r) => {
-                        let size = r.file().metadata().map(|m| m.len()).unwrap_or(0);
-                        Some((
-                            t.deleted_since.unwrap_or_else(Instant::now),
-                            t.key,
-                            size.saturating_sub(r.consumed()),
-                        ))
-                    }
-                    Handle::Unidentified(f) => Some((
-                        t.deleted_since.unwrap_or_else(Instant::now),
-                        t.key,
-                        f.metadata().map(|m| m.len()).unwrap_or(0),
-                    )),
-                    Handle::Closed { .. } => None,
+                .filter_map(|t| {
+                    let since = t.deleted_since.unwrap_or_else(Instant::now);
+                    let unread = match &t.handle {
+                        Handle::Reading(r) => {
+                            let size = r.file().metadata().map(|m| m.len()).unwrap_or(0);
+                            size.saturating_sub(r.read_pos())
+                        }
+                        Handle::Unidentified(f) => f.metadata().map(|m| m.len()).unwrap_or(0),
+                        Handle::Closed { .. } => return None,
+                    };
+                    Some((unread > 0, since, t.key, unread))
                 })
                 .collect();
-            let total: u64 = deleted.iter().map(|d| d.2).sum();
+            let total: u64 = deleted.iter().map(|d| d.3).sum();
             let reason = if deleted.len() > self.cfg.max_deleted_files {
                 LossReason::DeletedFilesLimit
             } else if total > self.cfg.max_deleted_bytes {
@@ -1393,7 +1393,28 @@ impl Runner {
                 return;
             };
             deleted.sort();
-            let (_, key, unread) = deleted[0];
+            let (_, _, key, unread) = deleted[0];
+            // Whatever was read is emitted (trailing partials as INCOMPLETE).
+            let now = Instant::now();
+            let mut records = Vec::new();
+            if let Some(Tracked {
+                handle: Handle::Reading(r),
+                ..
+            }) = self.files.get_mut(&key)
+            {
+                r.flush_end(now, now_nanos(), &mut records);
+            }
+            if !records.is_empty() {
+                self.summary.records += records.len() as u64;
+                self.events.records_read(records.len() as u64);
+            }
+            self.emit(key, records, None);
+            let t = self.files.get_mut(&key).expect("tracked");
+            t.finalized = true;
+            if unread == 0 {
+                self.maybe_release(key);
+                continue;
+            }
             let t = self.files.remove(&key).expect("tracked");
             tracing::error!(path = %t.path.display(), bytes = unread, reason = reason.as_label(), "closing deleted log file before it was read to the end; its unread bytes are lost");
             self.events.bytes_lost(unread, reason);
