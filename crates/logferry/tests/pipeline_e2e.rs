@@ -50,7 +50,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Seed of every random choice in the test (kill moments, line lengths, ...).
+/// Seed of every random choice in the test (kill moments, line lengths, ...);
+/// `LOGFERRY_E2E_SEED` (decimal or `0x` hex) overrides it to explore others.
 const SEED: u64 = 0x5EED_1065_F3A7;
 const NODE: &str = "node-e2e-1";
 const NAMESPACES: [&str; 3] = ["shop", "batch", "infra"];
@@ -122,6 +123,9 @@ struct Container {
     uid: String,
     name: String,
     image: String,
+    /// 64 hex digits (`containerd://<id>` in the pod status, `-<id>.log` in the symlink).
+    container_id: String,
+    pod_ip: String,
     long_lived: bool,
     labels: BTreeMap<String, String>,
     writer: Option<ContainerLogWriter>,
@@ -271,6 +275,8 @@ fn create_pod(
                 uid: uid.clone(),
                 name,
                 image,
+                container_id: id,
+                pod_ip: ip.clone(),
                 long_lived,
                 labels: labels.clone(),
                 writer: Some(writer),
@@ -545,6 +551,19 @@ fn check(es: &EsDouble, containers: &[Container]) -> Verdict {
         let image_ok = str_at(&src, &["container", "image", "name"]) == Some(c.image.as_str());
         if c.long_lived {
             v.long_docs += 1;
+            for (path, want) in [
+                (&["container", "id"][..], c.container_id.as_str()),
+                (&["kubernetes", "pod", "ip"][..], c.pod_ip.as_str()),
+                (&["kubernetes", "node", "name"][..], NODE),
+            ] {
+                if str_at(&src, path) != Some(want) {
+                    v.problems.push(format!(
+                        "{key} seq={seq}: {} is {:?}, want {want:?}",
+                        path.join("."),
+                        str_at(&src, path)
+                    ));
+                }
+            }
             if !labels_ok || !image_ok {
                 v.problems.push(format!(
                     "{key} seq={seq}: long-lived pod without API metadata (labels {}, image {:?})",
@@ -603,6 +622,13 @@ fn first(v: &[String], n: usize) -> String {
 #[test]
 fn pipeline_survives_rotation_deletion_outage_and_sigkill() {
     let t0 = Instant::now();
+    let seed = std::env::var("LOGFERRY_E2E_SEED").map_or(SEED, |s| {
+        let parsed = match s.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => s.parse(),
+        };
+        parsed.expect("LOGFERRY_E2E_SEED: a decimal or 0x-hex u64")
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -610,12 +636,12 @@ fn pipeline_survives_rotation_deletion_outage_and_sigkill() {
         .unwrap();
     let es = rt
         .block_on(EsDouble::start_with(EsDoubleConfig {
-            seed: SEED,
+            seed,
             ..Default::default()
         }))
         .unwrap();
     let kube = rt.block_on(KubeApiDouble::start()).unwrap();
-    let mut rng = Rng(SEED);
+    let mut rng = Rng(seed);
 
     let dir = tempfile::tempdir().unwrap();
     let pods_dir = dir.path().join("var/log/pods");
@@ -737,7 +763,7 @@ shutdown:
             }
         })
         .collect();
-    println!("seed {SEED:#x}; kills at {kill_at:?}; outage at {OUTAGE_AT:?} for {OUTAGE:?}");
+    println!("seed {seed:#x}; kills at {kill_at:?}; outage at {OUTAGE_AT:?} for {OUTAGE:?}");
 
     // Short-lived pods: index into `containers` and their lifecycle.
     struct Short {
