@@ -454,6 +454,8 @@ impl Runner {
                     .insert(wd.get_watch_descriptor_id(), (dir.to_owned(), kind));
                 self.watched_paths.insert(dir.to_owned());
             }
+            // A directory removed before its watch was added (pod deleted).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 tracing::warn!(path = %dir.display(), error = %e, "failed to watch directory; relying on rescans")
             }
@@ -467,6 +469,9 @@ impl Runner {
                 pods_dir,
                 containers_dir,
             } => {
+                // Rebuilt on every full scan so ids of long-gone containers
+                // do not accumulate (open files keep theirs in their Source).
+                self.container_ids.clear();
                 self.scan_links(&containers_dir);
                 self.scan_pods_root(&pods_dir);
             }
