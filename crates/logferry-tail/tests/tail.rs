@@ -535,3 +535,55 @@ async fn unfinished_file_gzipped_while_down_is_read_from_its_gz_copy() {
         .await;
     assert!(recs.is_empty(), "{} records", recs.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_reading_drains_acks_then_persists_the_final_checkpoint() {
+    use logferry_core::Acker;
+    use logferry_tail::{NoopEvents, Tailer};
+    let node = Node::new();
+    let mut w = node.writer("p", "c");
+    for i in 0..100 {
+        w.write_line("stdout", format!("line {i}").as_bytes())
+            .unwrap();
+    }
+    let len = std::fs::metadata(w.active_path()).unwrap().len();
+    let mut cfg = node.config();
+    cfg.checkpoint_interval = Duration::from_secs(3600); // only the final write counts
+    cfg.batch_max_records = 10;
+    let tailer = Tailer::new(cfg, std::sync::Arc::new(NoopEvents)).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(100);
+    let (acker, acks) = Acker::channel();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(tailer.run(RunMode::Follow, tx, acks, stop.clone()));
+    let mut held = Vec::new();
+    let mut n = 0;
+    while n < 100 {
+        let b = rx.recv().await.unwrap();
+        n += b.records.len();
+        held.push(b.ack);
+    }
+    stop.cancel();
+    // Downstream sees the end of input...
+    assert!(tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .is_none());
+    // ...and the tailer waits for the acknowledgements of what it sent.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!task.is_finished(), "returned with batches unacknowledged");
+    for a in held.into_iter().rev() {
+        acker.ack(a);
+    }
+    let summary = tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.records, 100);
+    let store = CheckpointStore::load(&node.data()).unwrap();
+    let e = store.iter().next().expect("a checkpoint");
+    assert_eq!(
+        e.offset, len,
+        "final checkpoint covers everything acknowledged"
+    );
+}
