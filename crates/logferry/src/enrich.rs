@@ -68,7 +68,10 @@ impl Enricher {
         let source = &batch.source;
         match &source.kube {
             Some(path) => {
-                if !self.selector.accepts(&path.namespace, &path.pod_name, &path.container) {
+                if !self
+                    .selector
+                    .accepts(&path.namespace, &path.pod_name, &path.container)
+                {
                     return Some(Decision::Drop("excluded"));
                 }
                 if self.store.is_none() {
@@ -86,11 +89,16 @@ impl Enricher {
         let store = self.store.clone().expect("lookup only with a store");
         let source = batch.source.clone();
         Box::pin(async move {
-            let path = source.kube.as_ref().expect("lookup only for kubernetes files");
+            let path = source
+                .kube
+                .as_ref()
+                .expect("lookup only for kubernetes files");
             let decision = match store.lookup(path, source.container_id.as_deref()).await {
                 Lookup::Found(meta) => Decision::Ship(Some(meta), None),
                 Lookup::Excluded => Decision::Drop("excluded"),
-                Lookup::PathOnly(meta, reason) => Decision::Ship(Some(meta), Some(reason_label(&reason))),
+                Lookup::PathOnly(meta, reason) => {
+                    Decision::Ship(Some(meta), Some(reason_label(&reason)))
+                }
             };
             (source.id, decision)
         })

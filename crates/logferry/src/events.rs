@@ -58,7 +58,10 @@ impl TailEvents for DaemonTailEvents {
             RotationKind::Rename => "rename",
             RotationKind::Truncate => "truncate",
         };
-        self.metrics.tail_rotations.with_label_values(&[label]).inc();
+        self.metrics
+            .tail_rotations
+            .with_label_values(&[label])
+            .inc();
     }
 
     fn bytes_lost(&self, bytes: u64, reason: LossReason) {
@@ -76,7 +79,9 @@ impl TailEvents for DaemonTailEvents {
 
     fn files_open(&self, open: usize, deleted_open: usize) {
         self.metrics.tail_files_open.set(open as i64);
-        self.metrics.tail_deleted_files_open.set(deleted_open as i64);
+        self.metrics
+            .tail_deleted_files_open
+            .set(deleted_open as i64);
     }
 }
 

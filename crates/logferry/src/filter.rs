@@ -14,7 +14,11 @@ fn build(globs: &[String]) -> Result<GlobSet, globset::Error> {
     let mut b = GlobSetBuilder::new();
     for g in globs {
         // `*` must not cross `/`: `ns/*/*` means one pod, one container.
-        b.add(globset::GlobBuilder::new(g).literal_separator(true).build()?);
+        b.add(
+            globset::GlobBuilder::new(g)
+                .literal_separator(true)
+                .build()?,
+        );
     }
     b.build()
 }
@@ -54,7 +58,11 @@ mod tests {
 
     #[test]
     fn globs_match_whole_segments() {
-        let s = Selector::new(&["*/*/*".into()], &["kube-system/*/*".into(), "*/*/istio-proxy".into()]).unwrap();
+        let s = Selector::new(
+            &["*/*/*".into()],
+            &["kube-system/*/*".into(), "*/*/istio-proxy".into()],
+        )
+        .unwrap();
         assert!(s.accepts("default", "web-1", "app"));
         assert!(!s.accepts("kube-system", "coredns-1", "coredns"));
         assert!(!s.accepts("default", "web-1", "istio-proxy"));
@@ -73,7 +81,12 @@ mod tests {
             flags: RecordFlags::NONE,
             message: Bytes::from_static(m.as_bytes()),
         };
-        let mut v = vec![rec("DEBUG x"), rec("INFO y"), rec("no level"), rec(r#"{"level":"error"}"#)];
+        let mut v = vec![
+            rec("DEBUG x"),
+            rec("INFO y"),
+            rec("no level"),
+            rec(r#"{"level":"error"}"#),
+        ];
         assert_eq!(retain_min_level(&mut v, Level::Info), 1);
         assert_eq!(v.len(), 3);
     }

@@ -31,7 +31,11 @@ use std::process::ExitCode;
 const DEFAULT_CONFIG: &str = "/etc/logferry/logferry.yaml";
 
 #[derive(Parser)]
-#[command(name = "logferry", version, about = "Kubernetes node log collector: every line, exactly once, in Elasticsearch")]
+#[command(
+    name = "logferry",
+    version,
+    about = "Kubernetes node log collector: every line, exactly once, in Elasticsearch"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -68,19 +68,25 @@ pub struct Metrics {
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric");
-    registry.register(Box::new(c.clone())).expect("unique metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
     c
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
-    registry.register(Box::new(c.clone())).expect("unique metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
     c
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric");
-    registry.register(Box::new(g.clone())).expect("unique metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
     g
 }
 
@@ -105,7 +111,8 @@ impl Metrics {
             ]),
         )
         .expect("valid metric");
-        r.register(Box::new(es_bulk_duration.clone())).expect("unique metric");
+        r.register(Box::new(es_bulk_duration.clone()))
+            .expect("unique metric");
         let m = Metrics {
             tail_files_open: gauge(&r, "logferry_tail_files_open", "Log files currently open."),
             tail_deleted_files_open: gauge(
@@ -225,31 +232,62 @@ impl Metrics {
             (&m.tail_rotations, &["rename", "truncate"][..]),
             (
                 &m.tail_lost_bytes,
-                &["deleted_files_limit", "deleted_bytes_limit", "truncated_before_read"],
+                &[
+                    "deleted_files_limit",
+                    "deleted_bytes_limit",
+                    "truncated_before_read",
+                ],
             ),
             (&m.kubernetes_watch_restarts, &["pods", "namespaces"]),
             (
                 &m.kubernetes_api_errors,
                 &[
-                    "unreachable", "timeout", "unauthorized", "forbidden", "gone", "throttled",
-                    "server_error", "api_error", "decode", "protocol",
+                    "unreachable",
+                    "timeout",
+                    "unauthorized",
+                    "forbidden",
+                    "gone",
+                    "throttled",
+                    "server_error",
+                    "api_error",
+                    "decode",
+                    "protocol",
                 ],
             ),
             (
                 &m.records_without_metadata,
-                &["api_unavailable", "pod_unknown", "uid_mismatch", "expired", "disabled"],
+                &[
+                    "api_unavailable",
+                    "pod_unknown",
+                    "uid_mismatch",
+                    "expired",
+                    "disabled",
+                ],
             ),
             (&m.dropped_records, &["excluded", "min_level"]),
             (
                 &m.es_bulk_requests,
                 &[
-                    "success", "partial_failure", "rejected", "server_error", "too_large",
-                    "client_error", "connection_error", "timeout", "invalid_response",
+                    "success",
+                    "partial_failure",
+                    "rejected",
+                    "server_error",
+                    "too_large",
+                    "client_error",
+                    "connection_error",
+                    "timeout",
+                    "invalid_response",
                 ],
             ),
             (
                 &m.es_item_errors,
-                &["rejected", "server_error", "mapper_parsing", "other_4xx", "too_large"],
+                &[
+                    "rejected",
+                    "server_error",
+                    "mapper_parsing",
+                    "other_4xx",
+                    "too_large",
+                ],
             ),
             (&m.es_dead_lettered_records, &["index", "file"]),
         ] {
@@ -280,7 +318,10 @@ mod tests {
         m.tail_read_bytes.inc_by(10);
         m.es_bulk_requests.with_label_values(&["success"]).inc();
         let text = m.render();
-        assert!(text.contains("logferry_build_info{version=\"1.2.3\"} 1"), "{text}");
+        assert!(
+            text.contains("logferry_build_info{version=\"1.2.3\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("logferry_tail_read_bytes_total 10"), "{text}");
         assert!(text.contains("logferry_elasticsearch_bulk_requests_total{outcome=\"success\"} 1"));
     }

@@ -91,7 +91,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     let sink_task = match &config.elasticsearch {
         Some(es) => {
             let forwarder = logferry_elasticsearch::Forwarder::new(
-                config::to_elasticsearch_config(&config, es),
+                es.forwarder.clone(),
                 config::to_document_options(&config),
                 Arc::new(DaemonForwarderEvents::new(metrics.clone())),
             )
@@ -154,7 +154,10 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
         let timeout = config.drain_timeout;
         tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
-            tracing::warn!(?timeout, "drain timeout reached: undelivered records will be read again after restart");
+            tracing::warn!(
+                ?timeout,
+                "drain timeout reached: undelivered records will be read again after restart"
+            );
             hard_stop.cancel();
         })
     };
@@ -200,7 +203,9 @@ async fn start_pod_store(
         backoff_max: Duration::from_secs(5),
     };
     if !config.kubernetes.enabled {
-        tracing::info!("kubernetes.enabled is false: records carry the metadata their file path holds");
+        tracing::info!(
+            "kubernetes.enabled is false: records carry the metadata their file path holds"
+        );
         return None;
     }
     match kube::Client::try_default().await {

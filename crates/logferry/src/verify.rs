@@ -82,12 +82,29 @@ impl fmt::Display for Report {
             writeln!(f, "documents expected: {e}")?;
         }
         if self.sequence_checked {
-            writeln!(f, "duplicated sequence values: {} {:?}", self.duplicates.len(), &self.duplicates[..self.duplicates.len().min(10)])?;
-            writeln!(f, "missing sequence values: {} {:?}", self.missing, self.gaps)?;
+            writeln!(
+                f,
+                "duplicated sequence values: {} {:?}",
+                self.duplicates.len(),
+                &self.duplicates[..self.duplicates.len().min(10)]
+            )?;
+            writeln!(
+                f,
+                "missing sequence values: {} {:?}",
+                self.missing, self.gaps
+            )?;
         } else {
             writeln!(f, "sequence: not checked (no numbers to check)")?;
         }
-        write!(f, "result: {}", if self.ok() { "OK" } else { "LOSS OR DUPLICATES FOUND" })
+        write!(
+            f,
+            "result: {}",
+            if self.ok() {
+                "OK"
+            } else {
+                "LOSS OR DUPLICATES FOUND"
+            }
+        )
     }
 }
 
@@ -148,7 +165,10 @@ pub async fn verify(args: Args) -> anyhow::Result<Report> {
             .await
             .with_context(|| format!("search on {} failed", args.endpoint))?;
         let status = response.status_code();
-        let page: Value = response.json().await.context("unreadable search response")?;
+        let page: Value = response
+            .json()
+            .await
+            .context("unreadable search response")?;
         if !status.is_success() {
             bail!("search answered {status}: {page}");
         }
@@ -157,8 +177,12 @@ pub async fn verify(args: Args) -> anyhow::Result<Report> {
             found += 1;
             let source = &hit["_source"];
             let value = match (&args.marker, &sort_field) {
-                (_, Some(f)) => field(source, f).and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok())),
-                (Some(m), None) => field(source, "message").and_then(Value::as_str).and_then(|msg| number_after(msg, m)),
+                (_, Some(f)) => {
+                    field(source, f).and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+                }
+                (Some(m), None) => field(source, "message")
+                    .and_then(Value::as_str)
+                    .and_then(|msg| number_after(msg, m)),
                 _ => None,
             };
             if let Some(v) = value {
@@ -199,8 +223,15 @@ fn check_sequence(report: &mut Report, sequence: Vec<i64>, airflow: bool) {
     for v in &sequence {
         *counts.entry(*v).or_default() += 1;
     }
-    report.duplicates = counts.iter().filter(|(_, c)| **c > 1).map(|(v, _)| *v).collect();
-    let (min, max) = (*counts.keys().next().unwrap_or(&0), *counts.keys().last().unwrap_or(&0));
+    report.duplicates = counts
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(v, _)| *v)
+        .collect();
+    let (min, max) = (
+        *counts.keys().next().unwrap_or(&0),
+        *counts.keys().last().unwrap_or(&0),
+    );
     let line_numbers = !airflow || (min >= 1 && max <= 2 * sequence.len() as i64 + 1);
     if line_numbers {
         let start = if airflow { 1 } else { min };
@@ -234,7 +265,11 @@ mod tests {
         assert_eq!(r.gaps, vec![3]);
         assert!(!r.ok());
         let mut ok = Report::default();
-        check_sequence(&mut ok, vec![1_700_000_000_000_000_000, 1_700_000_000_000_000_007], true);
+        check_sequence(
+            &mut ok,
+            vec![1_700_000_000_000_000_000, 1_700_000_000_000_000_007],
+            true,
+        );
         assert!(ok.ok(), "nanosecond offsets are checked for repeats only");
     }
 }

@@ -8,51 +8,27 @@
 mod convert;
 pub mod reader;
 
-pub use convert::{to_document_options, to_elasticsearch_config, to_tail_config};
+pub use convert::{to_document_options, to_tail_config};
 
 use logferry_core::Level;
+use logferry_elasticsearch::{
+    Auth, BatchConfig, Compression, ElasticsearchConfig, IndexTarget, RetryConfig, Schema,
+    TlsConfig,
+};
+use logferry_tail::{MultilineConfig, ReadFrom};
 use reader::{expand_env, Problem, Problems, Section};
 use regex::Regex;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// What to read.
+/// What to read (the tailer's mode without its paths).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SourceMode {
     /// kubelet's `/var/log/pods` + `/var/log/containers` layout.
     Kubernetes,
     /// Plain files under glob patterns (sidecar, plain hosts).
     Files,
-}
-
-/// Where to start in files found without a checkpoint at the first start.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum ReadFrom {
-    /// From the first byte.
-    Beginning,
-    /// From the current end.
-    End,
-}
-
-/// Document schema.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Schema {
-    /// Elastic Common Schema.
-    Ecs,
-    /// What Fluentd's kubernetes_metadata filter wrote.
-    Fluentd,
-}
-
-/// `source.multiline`.
-#[derive(Clone, Debug)]
-pub struct Multiline {
-    /// A line matching this starts a new record.
-    pub start_pattern: Option<Regex>,
-    /// A line matching this continues the previous record.
-    pub continuation_pattern: Option<Regex>,
-    /// A pending record is flushed after this long without a new line.
-    pub flush_timeout: Duration,
 }
 
 /// `source`.
@@ -77,7 +53,7 @@ pub struct Source {
     /// Longer records are truncated and flagged (bytes).
     pub max_record_bytes: u64,
     /// Multiline joining.
-    pub multiline: Option<Multiline>,
+    pub multiline: Option<MultilineConfig>,
     /// Safety-net rescan period.
     pub rescan_interval: Duration,
     /// Open file descriptor bound.
@@ -103,90 +79,13 @@ pub struct Kubernetes {
     pub lookup_wait: Duration,
 }
 
-/// `elasticsearch.auth`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Auth {
-    /// HTTP basic, password read from a file.
-    Basic {
-        /// User name.
-        username: String,
-        /// File holding the password.
-        password_file: PathBuf,
-    },
-    /// `Authorization: ApiKey <file content>`.
-    ApiKey {
-        /// File holding the encoded API key.
-        api_key_file: PathBuf,
-    },
-    /// `Authorization: Bearer <file content>`.
-    Bearer {
-        /// File holding the token.
-        token_file: PathBuf,
-    },
-}
-
-/// `elasticsearch.tls`.
-#[derive(Clone, Debug, Default)]
-pub struct Tls {
-    /// PEM CA bundle.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate.
-    pub cert_file: Option<PathBuf>,
-    /// PEM client key.
-    pub key_file: Option<PathBuf>,
-    /// Accept any server certificate (explicit opt-in).
-    pub insecure_skip_verify: bool,
-}
-
-/// Where documents go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// An index name template (strftime + `{field.path}`).
-    Index(String),
-    /// A data stream `<type>-<dataset>-<namespace>`.
-    DataStream {
-        /// `logs`.
-        kind: String,
-        /// e.g. `kubernetes`.
-        dataset: String,
-        /// e.g. `default`.
-        namespace: String,
-    },
-}
-
-/// `elasticsearch`.
+/// `elasticsearch`: the forwarder's configuration and the document schema.
 #[derive(Clone, Debug)]
 pub struct Elasticsearch {
-    /// Base URLs.
-    pub endpoints: Vec<String>,
-    /// Index or data stream.
-    pub target: Target,
-    /// Credentials.
-    pub auth: Option<Auth>,
-    /// TLS settings.
-    pub tls: Option<Tls>,
-    /// Records per bulk request, at most.
-    pub batch_max_events: usize,
-    /// Bulk body bytes, at most.
-    pub batch_max_bytes: u64,
-    /// A partial batch is sent after this long.
-    pub batch_timeout: Duration,
-    /// Bulk requests in flight.
-    pub concurrency: usize,
-    /// gzip request bodies.
-    pub gzip: bool,
-    /// First retry delay.
-    pub initial_backoff: Duration,
-    /// Longest retry delay.
-    pub max_backoff: Duration,
-    /// Per-request timeout.
-    pub request_timeout: Duration,
-    /// Index for non-retryable item errors.
-    pub dead_letter_index: String,
-    /// Document schema.
+    /// Endpoints, target, auth, TLS, batching, retries, dead letters.
+    pub forwarder: ElasticsearchConfig,
+    /// Document schema (also used by the stdout sink).
     pub schema: Schema,
-    /// Install the index / data stream template at start.
-    pub install_template: bool,
 }
 
 /// `airflow`.
@@ -255,10 +154,7 @@ impl Config {
     ///
     /// # Errors
     /// Every problem found, each with its key path.
-    pub fn parse(
-        text: &str,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, Vec<Problem>> {
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, Vec<Problem>> {
         let mut p = Problems::default();
         let expanded = expand_env(text, &env, &mut p);
         let doc: serde_yaml::Value = match serde_yaml::from_str(&expanded) {
@@ -277,13 +173,21 @@ impl Config {
     }
 }
 
-fn read_config(doc: &serde_yaml::Value, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) -> Config {
+fn read_config(
+    doc: &serde_yaml::Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Config {
     let mut root = Section::root(doc, p);
     let node_name = root
         .string("node_name", p)
         .filter(|s| !s.is_empty())
         .or_else(|| env("NODE_NAME").filter(|s| !s.is_empty()))
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
         .unwrap_or_default();
     let data_dir = root
         .string("data_dir", p)
@@ -295,12 +199,15 @@ fn read_config(doc: &serde_yaml::Value, env: &dyn Fn(&str) -> Option<String>, p:
     let mut filter = root.section("filter", p);
     let min_level = filter.get("min_level", p, |v| {
         let s = v.as_str().unwrap_or_default();
-        Level::parse(s.as_bytes())
-            .ok_or_else(|| format!("expected one of trace | debug | info | warn | error | fatal, got {s:?}"))
+        Level::parse(s.as_bytes()).ok_or_else(|| {
+            format!("expected one of trace | debug | info | warn | error | fatal, got {s:?}")
+        })
     });
     filter.finish(p);
     let es = root.section("elasticsearch", p);
-    let elasticsearch = es.is_present().then(|| read_elasticsearch(es, p));
+    let elasticsearch = es
+        .is_present()
+        .then(|| read_elasticsearch(es, &data_dir, p));
     let mut af = root.section("airflow", p);
     let airflow = Airflow {
         enabled: af.boolean("enabled", p).unwrap_or(false),
@@ -315,7 +222,9 @@ fn read_config(doc: &serde_yaml::Value, env: &dyn Fn(&str) -> Option<String>, p:
     let mut server = root.section("server", p);
     let listen = server
         .get("listen", p, |v| {
-            let s = v.as_str().ok_or("expected an address like \"0.0.0.0:2020\"")?;
+            let s = v
+                .as_str()
+                .ok_or("expected an address like \"0.0.0.0:2020\"")?;
             s.parse::<SocketAddr>()
                 .map_err(|_| format!("expected an address like \"0.0.0.0:2020\", got {s:?}"))
         })
@@ -350,7 +259,10 @@ fn read_config(doc: &serde_yaml::Value, env: &dyn Fn(&str) -> Option<String>, p:
 fn check_globs(section: &Section<'_>, key: &str, globs: &[String], p: &mut Problems) {
     for (i, g) in globs.iter().enumerate() {
         if let Err(e) = globset::Glob::new(g) {
-            p.push(&format!("{}[{i}]", section.path_of(key)), format!("invalid glob {g:?}: {e}"));
+            p.push(
+                &format!("{}[{i}]", section.path_of(key)),
+                format!("invalid glob {g:?}: {e}"),
+            );
         }
     }
 }
@@ -362,14 +274,26 @@ fn regex_value(v: &serde_yaml::Value) -> Result<Regex, String> {
 
 fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
     let mode = s
-        .choice("mode", p, &[("kubernetes", SourceMode::Kubernetes), ("files", SourceMode::Files)])
+        .choice(
+            "mode",
+            p,
+            &[
+                ("kubernetes", SourceMode::Kubernetes),
+                ("files", SourceMode::Files),
+            ],
+        )
         .unwrap_or(SourceMode::Kubernetes);
     let paths = s.strings("paths", p).unwrap_or_default();
     if mode == SourceMode::Files && paths.is_empty() {
-        p.push(&s.path_of("paths"), "required when source.mode is files: at least one glob");
+        p.push(
+            &s.path_of("paths"),
+            "required when source.mode is files: at least one glob",
+        );
     }
     check_globs(&s, "paths", &paths, p);
-    let include = s.strings("include", p).unwrap_or_else(|| vec!["*/*/*".into()]);
+    let include = s
+        .strings("include", p)
+        .unwrap_or_else(|| vec!["*/*/*".into()]);
     check_globs(&s, "include", &include, p);
     let exclude = s.strings("exclude", p).unwrap_or_default();
     check_globs(&s, "exclude", &exclude, p);
@@ -384,7 +308,10 @@ fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
             }
         },
         Some(other) => {
-            p.push(&lookback_path, format!("expected a duration like \"P1D\" or null, got {other:?}"));
+            p.push(
+                &lookback_path,
+                format!("expected a duration like \"P1D\" or null, got {other:?}"),
+            );
             None
         }
     };
@@ -392,14 +319,16 @@ fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
     let multiline = if ml.is_present() {
         let start_pattern = ml.get("start_pattern", p, regex_value);
         let continuation_pattern = ml.get("continuation_pattern", p, regex_value);
-        let flush_timeout = ml.duration("flush_timeout", p).unwrap_or(Duration::from_secs(1));
+        let flush_timeout = ml
+            .duration("flush_timeout", p)
+            .unwrap_or(Duration::from_secs(1));
         if start_pattern.is_none() && continuation_pattern.is_none() {
             p.push(
                 &ml.path_of("start_pattern"),
                 "multiline needs start_pattern or continuation_pattern",
             );
         }
-        Some(Multiline {
+        Some(MultilineConfig {
             start_pattern,
             continuation_pattern,
             flush_timeout,
@@ -410,7 +339,10 @@ fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
     ml.finish(p);
     let source = Source {
         mode,
-        pods_dir: s.string("pods_dir", p).map(PathBuf::from).unwrap_or_else(|| "/var/log/pods".into()),
+        pods_dir: s
+            .string("pods_dir", p)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/var/log/pods".into()),
         containers_dir: s
             .string("containers_dir", p)
             .map(PathBuf::from)
@@ -419,12 +351,18 @@ fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
         include,
         exclude,
         read_from: s
-            .choice("read_from", p, &[("beginning", ReadFrom::Beginning), ("end", ReadFrom::End)])
+            .choice(
+                "read_from",
+                p,
+                &[("beginning", ReadFrom::Beginning), ("end", ReadFrom::End)],
+            )
             .unwrap_or(ReadFrom::Beginning),
         lookback,
         max_record_bytes: s.size("max_record_bytes", p).unwrap_or(1 << 20),
         multiline,
-        rescan_interval: s.duration("rescan_interval", p).unwrap_or(Duration::from_secs(10)),
+        rescan_interval: s
+            .duration("rescan_interval", p)
+            .unwrap_or(Duration::from_secs(10)),
         max_open_files: s.positive("max_open_files", p).unwrap_or(1024),
         max_deleted_files: s.positive("max_deleted_files", p).unwrap_or(256),
         max_deleted_bytes: s.size("max_deleted_bytes", p).unwrap_or(10 << 30),
@@ -439,22 +377,29 @@ fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
 fn read_kubernetes(mut s: Section<'_>, p: &mut Problems) -> Kubernetes {
     let k = Kubernetes {
         enabled: s.boolean("enabled", p).unwrap_or(true),
-        metadata_grace: s.duration("metadata_grace", p).unwrap_or(Duration::from_secs(300)),
+        metadata_grace: s
+            .duration("metadata_grace", p)
+            .unwrap_or(Duration::from_secs(300)),
         exclude_annotation: s
             .string("exclude_annotation", p)
             .unwrap_or_else(|| "logferry.io/exclude".into()),
         annotation_allowlist: s.strings("annotation_allowlist", p).unwrap_or_default(),
-        lookup_wait: s.duration("lookup_wait", p).unwrap_or(Duration::from_secs(2)),
+        lookup_wait: s
+            .duration("lookup_wait", p)
+            .unwrap_or(Duration::from_secs(2)),
     };
     check_globs(&s, "annotation_allowlist", &k.annotation_allowlist, p);
     s.finish(p);
     k
 }
 
-fn read_elasticsearch(mut s: Section<'_>, p: &mut Problems) -> Elasticsearch {
+fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> Elasticsearch {
     let endpoints = s.strings("endpoints", p).unwrap_or_default();
     if endpoints.is_empty() {
-        p.push(&s.path_of("endpoints"), "required: at least one URL like \"http://127.0.0.1:9200\"");
+        p.push(
+            &s.path_of("endpoints"),
+            "required: at least one URL like \"http://127.0.0.1:9200\"",
+        );
     }
     for (i, e) in endpoints.iter().enumerate() {
         let ok = (e.starts_with("http://") || e.starts_with("https://"))
@@ -470,15 +415,24 @@ fn read_elasticsearch(mut s: Section<'_>, p: &mut Problems) -> Elasticsearch {
     let mut ds = s.section("data_stream", p);
     let target = if ds.is_present() {
         if index.is_some() {
-            p.push(&s.path_of("data_stream"), "set either index or data_stream, not both");
+            p.push(
+                &s.path_of("data_stream"),
+                "set either index or data_stream, not both",
+            );
         }
-        Target::DataStream {
+        IndexTarget::DataStream {
             kind: ds.string("type", p).unwrap_or_else(|| "logs".into()),
-            dataset: ds.string("dataset", p).unwrap_or_else(|| "kubernetes".into()),
-            namespace: ds.string("namespace", p).unwrap_or_else(|| "default".into()),
+            dataset: ds
+                .string("dataset", p)
+                .unwrap_or_else(|| "kubernetes".into()),
+            namespace: ds
+                .string("namespace", p)
+                .unwrap_or_else(|| "default".into()),
         }
     } else {
-        Target::Index(index.unwrap_or_else(|| "logs-k8s-%Y.%m.%d".into()))
+        IndexTarget::Index {
+            template: index.unwrap_or_else(|| "logs-k8s-%Y.%m.%d".into()),
+        }
     };
     ds.finish(p);
     let mut a = s.section("auth", p);
@@ -488,11 +442,17 @@ fn read_elasticsearch(mut s: Section<'_>, p: &mut Problems) -> Elasticsearch {
         let api_key_file = a.string("api_key_file", p).map(PathBuf::from);
         let token_file = a.string("bearer_token_file", p).map(PathBuf::from);
         match (username, password_file, api_key_file, token_file) {
-            (Some(username), Some(password_file), None, None) => Some(Auth::Basic { username, password_file }),
+            (Some(username), Some(password_file), None, None) => Some(Auth::Basic {
+                username,
+                password_file,
+            }),
             (None, None, Some(api_key_file), None) => Some(Auth::ApiKey { api_key_file }),
             (None, None, None, Some(token_file)) => Some(Auth::Bearer { token_file }),
             (Some(_), None, None, None) => {
-                p.push(&a.path_of("password_file"), "required with username: a file holding the password");
+                p.push(
+                    &a.path_of("password_file"),
+                    "required with username: a file holding the password",
+                );
                 None
             }
             (None, Some(_), None, None) => {
@@ -512,7 +472,7 @@ fn read_elasticsearch(mut s: Section<'_>, p: &mut Problems) -> Elasticsearch {
     };
     a.finish(p);
     let mut t = s.section("tls", p);
-    let tls = t.is_present().then(|| Tls {
+    let tls = t.is_present().then(|| TlsConfig {
         ca_file: t.string("ca_file", p).map(PathBuf::from),
         cert_file: t.string("cert_file", p).map(PathBuf::from),
         key_file: t.string("key_file", p).map(PathBuf::from),
@@ -530,34 +490,58 @@ fn read_elasticsearch(mut s: Section<'_>, p: &mut Problems) -> Elasticsearch {
     let batch_timeout = b.duration("timeout", p).unwrap_or(Duration::from_secs(1));
     b.finish(p);
     let mut r = s.section("retry", p);
-    let initial_backoff = r.duration("initial_backoff", p).unwrap_or(Duration::from_millis(100));
-    let max_backoff = r.duration("max_backoff", p).unwrap_or(Duration::from_secs(30));
+    let initial_backoff = r
+        .duration("initial_backoff", p)
+        .unwrap_or(Duration::from_millis(100));
+    let max_backoff = r
+        .duration("max_backoff", p)
+        .unwrap_or(Duration::from_secs(30));
     if max_backoff < initial_backoff {
-        p.push(&r.path_of("max_backoff"), "must not be smaller than initial_backoff");
+        p.push(
+            &r.path_of("max_backoff"),
+            "must not be smaller than initial_backoff",
+        );
     }
     r.finish(p);
     let e = Elasticsearch {
-        endpoints,
-        target,
-        auth,
-        tls,
-        batch_max_events,
-        batch_max_bytes,
-        batch_timeout,
-        concurrency: s.positive("concurrency", p).unwrap_or(4),
-        gzip: s
-            .choice("compression", p, &[("gzip", true), ("none", false)])
-            .unwrap_or(true),
-        initial_backoff,
-        max_backoff,
-        request_timeout: s.duration("request_timeout", p).unwrap_or(Duration::from_secs(60)),
-        dead_letter_index: s
-            .string("dead_letter_index", p)
-            .unwrap_or_else(|| "logferry-dead-letter".into()),
+        forwarder: ElasticsearchConfig {
+            endpoints,
+            target,
+            auth,
+            tls,
+            batch: BatchConfig {
+                max_events: batch_max_events,
+                max_bytes: usize::try_from(batch_max_bytes).unwrap_or(usize::MAX),
+                timeout: batch_timeout,
+            },
+            concurrency: s.positive("concurrency", p).unwrap_or(4),
+            compression: s
+                .choice(
+                    "compression",
+                    p,
+                    &[("gzip", Compression::Gzip), ("none", Compression::None)],
+                )
+                .unwrap_or(Compression::Gzip),
+            retry: RetryConfig {
+                initial_backoff,
+                max_backoff,
+            },
+            request_timeout: s
+                .duration("request_timeout", p)
+                .unwrap_or(Duration::from_secs(60)),
+            dead_letter_index: s
+                .string("dead_letter_index", p)
+                .unwrap_or_else(|| "logferry-dead-letter".into()),
+            dead_letter_dir: data_dir.to_owned(),
+            install_template: s.boolean("install_template", p).unwrap_or(true),
+        },
         schema: s
-            .choice("schema", p, &[("ecs", Schema::Ecs), ("fluentd", Schema::Fluentd)])
+            .choice(
+                "schema",
+                p,
+                &[("ecs", Schema::Ecs), ("fluentd", Schema::Fluentd)],
+            )
             .unwrap_or(Schema::Ecs),
-        install_template: s.boolean("install_template", p).unwrap_or(true),
     };
     s.finish(p);
     e
@@ -610,7 +594,10 @@ mod tests {
         assert_eq!(c.source.mode, SourceMode::Kubernetes);
         assert_eq!(c.source.pods_dir, PathBuf::from("/var/log/pods"));
         assert_eq!(c.source.lookback, None);
-        assert!(c.elasticsearch.is_none(), "no elasticsearch section means the stdout sink");
+        assert!(
+            c.elasticsearch.is_none(),
+            "no elasticsearch section means the stdout sink"
+        );
         assert_eq!(c.listen.port(), 2020);
         assert_eq!(c.kubernetes.metadata_grace, Duration::from_secs(300));
     }
@@ -633,14 +620,17 @@ filter: {min_level: info}
 "#,
         )
         .unwrap();
-        let e = c.elasticsearch.unwrap();
+        let schema = c.elasticsearch.as_ref().unwrap().schema;
+        let e = c.elasticsearch.unwrap().forwarder;
         assert_eq!(e.endpoints.len(), 2);
-        assert!(matches!(e.target, Target::DataStream { ref namespace, .. } if namespace == "prod"));
+        assert!(
+            matches!(e.target, IndexTarget::DataStream { ref namespace, .. } if namespace == "prod")
+        );
         assert!(matches!(e.auth, Some(Auth::Basic { .. })));
-        assert_eq!(e.batch_max_bytes, 2 * 1024 * 1024);
-        assert_eq!(e.batch_timeout, Duration::from_millis(250));
-        assert!(!e.gzip);
-        assert_eq!(e.schema, Schema::Fluentd);
+        assert_eq!(e.batch.max_bytes, 2 * 1024 * 1024);
+        assert_eq!(e.batch.timeout, Duration::from_millis(250));
+        assert_eq!(e.compression, Compression::None);
+        assert_eq!(schema, Schema::Fluentd);
         assert_eq!(c.source.lookback, Some(Duration::from_secs(86_400)));
         assert!(c.source.multiline.is_some());
         assert_eq!(c.min_level, Some(Level::Info));
@@ -665,15 +655,24 @@ elasticsearch:
         assert!(paths.contains(&"source.max_record_bytes"), "{problems:?}");
         assert!(paths.contains(&"source.colour"), "{problems:?}");
         assert!(paths.contains(&"elasticsearch.endpoints"), "{problems:?}");
-        assert!(paths.contains(&"elasticsearch.batch.max_bytes"), "{problems:?}");
+        assert!(
+            paths.contains(&"elasticsearch.batch.max_bytes"),
+            "{problems:?}"
+        );
         assert!(paths.contains(&"elasticsearch.concurrency"), "{problems:?}");
-        let size = problems.iter().find(|p| p.path == "elasticsearch.batch.max_bytes").unwrap();
+        let size = problems
+            .iter()
+            .find(|p| p.path == "elasticsearch.batch.max_bytes")
+            .unwrap();
         assert_eq!(size.message, "expected a size like \"5MiB\", got \"five\"");
     }
 
     #[test]
     fn log_id_template_placeholders_are_checked() {
         assert!(parse("airflow: {log_id_template: '{dag_id}_{task}'}").is_err());
-        assert!(parse("airflow: {log_id_template: '{dag_id}_{task_id}_{run_id}_{map_index}_{try_number}'}").is_ok());
+        assert!(parse(
+            "airflow: {log_id_template: '{dag_id}_{task_id}_{run_id}_{map_index}_{try_number}'}"
+        )
+        .is_ok());
     }
 }

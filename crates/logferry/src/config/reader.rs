@@ -77,7 +77,10 @@ impl<'a> Section<'a> {
             Some(Value::Mapping(m)) => Some(m),
             Some(other) => {
                 let shown = if path.is_empty() { "(document)" } else { &path };
-                problems.push(shown, format!("expected a mapping, got {}", describe(other)));
+                problems.push(
+                    shown,
+                    format!("expected a mapping, got {}", describe(other)),
+                );
                 None
             }
         };
@@ -163,10 +166,16 @@ impl<'a> Section<'a> {
                 .iter()
                 .map(|i| match i {
                     Value::String(s) => Ok(s.clone()),
-                    other => Err(format!("expected a list of strings, found {}", describe(other))),
+                    other => Err(format!(
+                        "expected a list of strings, found {}",
+                        describe(other)
+                    )),
                 })
                 .collect(),
-            other => Err(format!("expected a list of strings, got {}", describe(other))),
+            other => Err(format!(
+                "expected a list of strings, got {}",
+                describe(other)
+            )),
         })
     }
 
@@ -190,7 +199,10 @@ impl<'a> Section<'a> {
                 .parse::<bytesize::ByteSize>()
                 .map(|b| b.as_u64())
                 .map_err(|_| format!("expected a size like \"5MiB\", got {s:?}")),
-            other => Err(format!("expected a size like \"5MiB\", got {}", describe(other))),
+            other => Err(format!(
+                "expected a size like \"5MiB\", got {}",
+                describe(other)
+            )),
         })
     }
 
@@ -341,7 +353,11 @@ mod tests {
     fn env_expansion_with_defaults_and_missing() {
         let mut p = Problems::default();
         let env = |k: &str| (k == "NODE").then(|| "n1".to_string());
-        let s = expand_env("a: ${NODE}\nb: ${X:-def}\nc: $$x\nd: ${MISSING}\n", env, &mut p);
+        let s = expand_env(
+            "a: ${NODE}\nb: ${X:-def}\nc: $$x\nd: ${MISSING}\n",
+            env,
+            &mut p,
+        );
         assert_eq!(s, "a: n1\nb: def\nc: $x\nd: \n");
         assert_eq!(p.0.len(), 1);
         assert_eq!(p.0[0].path, "line 4");
