@@ -74,13 +74,20 @@ fn airflow_worker_records_carry_log_id_and_offset_and_verify_finds_them() {
     let dir = tempfile::tempdir().unwrap();
     let pods = dir.path().join("pods");
     let containers = dir.path().join("containers");
-    let container_dir = pods.join(format!("airflow_example-bash-operator-runme-0-7f3k2j1q_{UID}/base"));
+    let container_dir = pods.join(format!(
+        "airflow_example-bash-operator-runme-0-7f3k2j1q_{UID}/base"
+    ));
     std::fs::create_dir_all(&container_dir).unwrap();
     std::fs::create_dir_all(&containers).unwrap();
     let mut log = String::new();
     let text_lines = 40;
     for i in 0..text_lines {
-        log.push_str(&cri_line(48_000_000_000_000 + i * 1000, "stdout", "F", &format!("[2026-11-22, 13:40:02 UTC] {{taskinstance.py:1}} INFO - step {i}")));
+        log.push_str(&cri_line(
+            48_000_000_000_000 + i * 1000,
+            "stdout",
+            "F",
+            &format!("[2026-11-22, 13:40:02 UTC] {{taskinstance.py:1}} INFO - step {i}"),
+        ));
     }
     // A JSON line with its own log_id and offset (Airflow 2 with json_format).
     log.push_str(&cri_line(
@@ -120,8 +127,19 @@ server: {{listen: "{admin}"}}
     )
     .unwrap();
     let kubeconfig = kube.kubeconfig_path().to_str().unwrap().to_owned();
-    let mut daemon = Daemon::start(dir.path(), &config, admin, &["--once"], &[("KUBECONFIG", &kubeconfig)]);
-    assert_eq!(daemon.wait_exit(Duration::from_secs(60)), Some(0), "stderr:\n{}", daemon.stderr());
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &config,
+        admin,
+        &["--once"],
+        &[("KUBECONFIG", &kubeconfig)],
+    );
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(60)),
+        Some(0),
+        "stderr:\n{}",
+        daemon.stderr()
+    );
 
     let log_id = format!("example_bash_operator-runme_0-{RUN_ID}--1-1");
     let mut docs: Vec<serde_json::Value> = es
@@ -136,10 +154,16 @@ server: {{listen: "{admin}"}}
         assert_eq!(d["log_id"], log_id.as_str(), "{d}");
         assert_eq!(d["event"], d["message"], "Airflow 3 reads `event`: {d}");
         let offset = d["offset"].as_i64().unwrap();
-        assert!(offset > last_offset && offset >= 1, "offsets strictly increase: {d}");
+        assert!(
+            offset > last_offset && offset >= 1,
+            "offsets strictly increase: {d}"
+        );
         last_offset = offset;
         assert_eq!(d["kubernetes"]["pod"]["uid"], UID);
-        assert_eq!(d["kubernetes"]["labels"]["dag_id"], "example_bash_operator", "metadata from the API: {d}");
+        assert_eq!(
+            d["kubernetes"]["labels"]["dag_id"], "example_bash_operator",
+            "metadata from the API: {d}"
+        );
         assert_eq!(d["container"]["image"]["name"], "apache/airflow:2.10.3");
     }
     let own = &docs[text_lines as usize];
@@ -151,12 +175,28 @@ server: {{listen: "{admin}"}}
     assert_eq!(end["log_id"], log_id.as_str());
 
     let out = Command::new(binary())
-        .args(["verify", "--endpoint", &es.url(), "--index", "airflow-logs-*", "--log-id", &log_id])
+        .args([
+            "verify",
+            "--endpoint",
+            &es.url(),
+            "--index",
+            "airflow-logs-*",
+            "--log-id",
+            &log_id,
+        ])
         .arg("--expect")
         .arg((text_lines + 1).to_string())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains(&format!("documents found: {}", text_lines + 1)), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("documents found: {}", text_lines + 1)),
+        "{text}"
+    );
 }

@@ -40,7 +40,10 @@ elasticsearch:
             ("source.paths", "required"),
             ("source.max_record_bytes", "at least"),
             ("kubernetes.metadata_grace", "expected a duration"),
-            ("elasticsearch.batch.max_bytes", "expected a size like \"5MiB\", got \"five\""),
+            (
+                "elasticsearch.batch.max_bytes",
+                "expected a size like \"5MiB\", got \"five\"",
+            ),
             ("elasticsearch.compresion", "unknown key"),
         ] {
             let line = stderr
@@ -111,9 +114,20 @@ fn readme_quickstart_ships_the_example_tree_to_stdout() {
     // Every CRI line of every active and rotated file becomes one document
     // (P chunks joined): count F lines in the tree.
     let expected = count_full_lines(&root.join("examples/node-logs/var/log/pods"));
-    assert_eq!(docs.len(), expected, "documents vs complete lines in the example tree");
+    assert_eq!(
+        docs.len(),
+        expected,
+        "documents vs complete lines in the example tree"
+    );
     for d in &docs {
-        for field in ["@timestamp", "message", "stream", "kubernetes", "log", "host"] {
+        for field in [
+            "@timestamp",
+            "message",
+            "stream",
+            "kubernetes",
+            "log",
+            "host",
+        ] {
             assert!(d.get(field).is_some(), "missing {field}: {d}");
         }
         assert!(d["kubernetes"]["namespace"].is_string(), "{d}");
@@ -149,9 +163,14 @@ fn count_full_lines(dir: &std::path::Path) -> usize {
         let path = entry.unwrap().path();
         if path.is_dir() {
             n += count_full_lines(&path);
-        } else if path.to_string_lossy().contains(".log") && !path.to_string_lossy().ends_with(".gz") {
+        } else if path.to_string_lossy().contains(".log")
+            && !path.to_string_lossy().ends_with(".gz")
+        {
             let text = std::fs::read_to_string(&path).unwrap();
-            n += text.lines().filter(|l| l.split(' ').nth(2).is_some_and(|t| t.starts_with('F'))).count();
+            n += text
+                .lines()
+                .filter(|l| l.split(' ').nth(2).is_some_and(|t| t.starts_with('F')))
+                .count();
         }
     }
     n

@@ -29,7 +29,10 @@ fn memory_stays_bounded_while_elasticsearch_is_down_and_500_mb_wait() {
     let filler = "x".repeat(160);
     let mut total = 0usize;
     for f in 0..FILES {
-        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(logs.join(format!("app-{f}.log"))).unwrap());
+        let mut w = BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(logs.join(format!("app-{f}.log"))).unwrap(),
+        );
         let mut written = 0;
         let mut i = 0u64;
         while written < BYTES_PER_FILE {
@@ -86,7 +89,10 @@ shutdown: {{drain_timeout: 2s}}
         read_late < (total as f64) * 0.2,
         "reading must pause while Elasticsearch is down: read {read_late} of {total} bytes"
     );
-    assert_eq!(read_early, read_late, "reading paused: no progress without acknowledgements");
+    assert_eq!(
+        read_early, read_late,
+        "reading paused: no progress without acknowledgements"
+    );
     assert_eq!(es.document_count(), 0);
 
     // Elasticsearch is back: shipping resumes.
@@ -95,9 +101,23 @@ shutdown: {{drain_timeout: 2s}}
         wait_for(Duration::from_secs(60), || es.document_count() > 100_000),
         "shipping did not resume: {} documents; stderr tail:\n{}",
         es.document_count(),
-        daemon.stderr().lines().rev().take(20).collect::<Vec<_>>().join("\n")
+        daemon
+            .stderr()
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
-    assert!(daemon.peak_rss_bytes() < RSS_BOUND, "peak RSS while draining");
+    assert!(
+        daemon.peak_rss_bytes() < RSS_BOUND,
+        "peak RSS while draining"
+    );
     daemon.signal(15);
-    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), Some(0), "stderr:\n{}", daemon.stderr());
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "stderr:\n{}",
+        daemon.stderr()
+    );
 }

@@ -34,7 +34,9 @@ fn tool(name: &str) -> String {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -42,7 +44,12 @@ fn urlencode(s: &str) -> String {
 
 /// The single value of an instant query, if the result has exactly one sample.
 fn prom_query(prom: SocketAddr, query: &str) -> Option<f64> {
-    let (status, body) = http(prom, "GET", &format!("/api/v1/query?query={}", urlencode(query))).ok()?;
+    let (status, body) = http(
+        prom,
+        "GET",
+        &format!("/api/v1/query?query={}", urlencode(query)),
+    )
+    .ok()?;
     if status != 200 {
         return None;
     }
@@ -108,7 +115,12 @@ server: {{listen: "{admin}"}}
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    check.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = check.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -118,7 +130,8 @@ server: {{listen: "{admin}"}}
     );
 
     // Exactly the families the chart's dashboard and alerts rely on.
-    let listed = std::fs::read_to_string(repo_root().join("tests/chart/exported-metrics.txt")).unwrap();
+    let listed =
+        std::fs::read_to_string(repo_root().join("tests/chart/exported-metrics.txt")).unwrap();
     let mut expected: Vec<(String, String)> = listed
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -137,7 +150,10 @@ server: {{listen: "{admin}"}}
         })
         .collect();
     exported.sort();
-    assert_eq!(exported, expected, "/metrics families vs tests/chart/exported-metrics.txt");
+    assert_eq!(
+        exported, expected,
+        "/metrics families vs tests/chart/exported-metrics.txt"
+    );
 
     // A real Prometheus scrapes it.
     let prom_port = free_port();
@@ -154,7 +170,10 @@ server: {{listen: "{admin}"}}
     let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
     let mut prom = Command::new(&prometheus)
         .arg(format!("--config.file={}", prom_config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
         .arg(format!("--web.listen-address={prom_addr}"))
         .stdout(Stdio::null())
         .stderr(prom_log)
@@ -163,7 +182,10 @@ server: {{listen: "{admin}"}}
     let shipped = es.document_count() as f64;
     let up = wait_for(Duration::from_secs(60), || {
         prom_query(prom_addr, "up{job=\"logferry\"}") == Some(1.0)
-            && prom_query(prom_addr, "logferry_elasticsearch_sent_records_total{job=\"logferry\"}") == Some(shipped)
+            && prom_query(
+                prom_addr,
+                "logferry_elasticsearch_sent_records_total{job=\"logferry\"}",
+            ) == Some(shipped)
     });
     let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
     let _ = prom.kill();

@@ -65,11 +65,24 @@ fn quitquitquit_ships_everything_written_before_the_call_and_exits_0() {
     drop(file);
     let (status, _) = http(admin, "POST", "/quitquitquit").unwrap();
     assert_eq!(status, 200);
-    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), Some(0), "stderr:\n{}", daemon.stderr());
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "stderr:\n{}",
+        daemon.stderr()
+    );
     let got = messages(&daemon.stdout());
-    assert_eq!(got.len(), 5000, "every line written before /quitquitquit; stderr:\n{}", daemon.stderr());
+    assert_eq!(
+        got.len(),
+        5000,
+        "every line written before /quitquitquit; stderr:\n{}",
+        daemon.stderr()
+    );
     for (i, m) in got.iter().enumerate() {
-        assert!(m.starts_with(&format!("task line {i} ")), "line {i} out of order: {m}");
+        assert!(
+            m.starts_with(&format!("task line {i} ")),
+            "line {i} out of order: {m}"
+        );
     }
 }
 
@@ -90,11 +103,20 @@ fn sigterm_drains_checkpoints_and_a_restart_ships_nothing_twice() {
         writeln!(file, "first run {i}").unwrap();
     }
     file.flush().unwrap();
-    assert!(wait_for(Duration::from_secs(20), || daemon.stdout().lines().count() == 3000));
+    assert!(wait_for(Duration::from_secs(20), || daemon
+        .stdout()
+        .lines()
+        .count()
+        == 3000));
     daemon.signal(15); // SIGTERM
     let (status, _) = http(admin, "GET", "/readyz").unwrap_or((503, String::new()));
     assert_ne!(status, 200, "readiness drops while draining");
-    assert_eq!(daemon.wait_exit(Duration::from_secs(15)), Some(0), "stderr:\n{}", daemon.stderr());
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "stderr:\n{}",
+        daemon.stderr()
+    );
     for m in messages(&daemon.stdout()) {
         assert!(all.insert(m.clone()), "duplicate {m}");
     }
@@ -110,11 +132,19 @@ fn sigterm_drains_checkpoints_and_a_restart_ships_nothing_twice() {
     let admin2: SocketAddr = format!("127.0.0.1:{port2}").parse().unwrap();
     let mut daemon = Daemon::start(dir.path(), &config2, admin2, &[], &[]);
     daemon.wait_ready(Duration::from_secs(20));
-    assert!(wait_for(Duration::from_secs(20), || daemon.stdout().lines().count() >= 2000));
+    assert!(wait_for(Duration::from_secs(20), || daemon
+        .stdout()
+        .lines()
+        .count()
+        >= 2000));
     daemon.signal(15);
     assert_eq!(daemon.wait_exit(Duration::from_secs(15)), Some(0));
     let second = messages(&daemon.stdout());
-    assert_eq!(second.len(), 2000, "only what was written while down is shipped again");
+    assert_eq!(
+        second.len(),
+        2000,
+        "only what was written while down is shipped again"
+    );
     for m in second {
         assert!(m.starts_with("while down "), "re-shipped {m}");
         assert!(all.insert(m.clone()), "duplicate {m}");

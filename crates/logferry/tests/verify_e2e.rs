@@ -19,7 +19,11 @@ fn verify(es: &str, extra: &[&str]) -> (Option<i32>, String) {
         .args(extra)
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.code(), text)
 }
 
@@ -49,12 +53,23 @@ fn verify_counts_marked_lines_and_reports_a_missing_one() {
     }
     f.flush().unwrap();
     let mut daemon = Daemon::start(dir.path(), &config, admin, &["--once"], &[]);
-    assert_eq!(daemon.wait_exit(Duration::from_secs(60)), Some(0), "stderr:\n{}", daemon.stderr());
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(60)),
+        Some(0),
+        "stderr:\n{}",
+        daemon.stderr()
+    );
     assert_eq!(es.document_count(), LINES);
 
-    let (code, text) = verify(&es.url(), &["--marker", "verify-run-42", "--expect", &LINES.to_string()]);
+    let (code, text) = verify(
+        &es.url(),
+        &["--marker", "verify-run-42", "--expect", &LINES.to_string()],
+    );
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains(&format!("documents found: {LINES}")), "{text}");
+    assert!(
+        text.contains(&format!("documents found: {LINES}")),
+        "{text}"
+    );
 
     // Remove line 700 behind logferry's back.
     let victim = es
@@ -69,11 +84,17 @@ fn verify_counts_marked_lines_and_reports_a_missing_one() {
         es.addr(),
         "POST",
         "/_bulk",
-        &format!("{{\"delete\":{{\"_index\":\"{}\",\"_id\":\"{}\"}}}}\n", victim.index, victim.id),
+        &format!(
+            "{{\"delete\":{{\"_index\":\"{}\",\"_id\":\"{}\"}}}}\n",
+            victim.index, victim.id
+        ),
     )
     .unwrap();
     assert_eq!(status, 200, "{body}");
-    let (code, text) = verify(&es.url(), &["--marker", "verify-run-42", "--expect", &LINES.to_string()]);
+    let (code, text) = verify(
+        &es.url(),
+        &["--marker", "verify-run-42", "--expect", &LINES.to_string()],
+    );
     assert_eq!(code, Some(3), "{text}");
     assert!(text.contains("missing sequence values: 1 [700]"), "{text}");
 }

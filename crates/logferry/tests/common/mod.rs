@@ -17,12 +17,19 @@ pub fn binary() -> PathBuf {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running logferry process; killed when dropped.
@@ -36,7 +43,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `logferry run [extra] --config <config>` with stdout and stderr
     /// captured to files in `dir`.
-    pub fn start(dir: &Path, config: &Path, admin: SocketAddr, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+    pub fn start(
+        dir: &Path,
+        config: &Path,
+        admin: SocketAddr,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let stderr_path = dir.join(format!("logferry-{}.stderr", admin.port()));
         let stdout_path = dir.join(format!("logferry-{}.stdout", admin.port()));
         let mut cmd = Command::new(binary());
@@ -49,7 +62,12 @@ impl Daemon {
             .stdout(std::fs::File::create(&stdout_path).unwrap())
             .stderr(std::fs::File::create(&stderr_path).unwrap());
         let child = cmd.spawn().expect("spawn logferry");
-        Daemon { child, admin, stderr_path, stdout_path }
+        Daemon {
+            child,
+            admin,
+            stderr_path,
+            stdout_path,
+        }
     }
 
     /// Waits until `/readyz` answers 200.
@@ -59,7 +77,10 @@ impl Daemon {
             matches!(http(admin, "GET", "/readyz"), Ok((200, _)))
         });
         if !ok {
-            panic!("logferry not ready within {timeout:?}; stderr:\n{}", self.stderr());
+            panic!(
+                "logferry not ready within {timeout:?}; stderr:\n{}",
+                self.stderr()
+            );
         }
     }
 
@@ -97,7 +118,8 @@ impl Daemon {
 
     /// Peak resident set size (VmHWM) in bytes.
     pub fn peak_rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -138,7 +160,12 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<(u16,
 }
 
 /// One HTTP/1.1 request with a body (`application/x-ndjson` when non-empty).
-pub fn http_body(addr: SocketAddr, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+pub fn http_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
@@ -155,7 +182,13 @@ pub fn http_body(addr: SocketAddr, method: &str, path: &str, body: &str) -> std:
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let body = match text.split_once("\r\n\r\n") {
-        Some((head, body)) if head.to_ascii_lowercase().contains("transfer-encoding: chunked") => dechunk(body),
+        Some((head, body))
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked") =>
+        {
+            dechunk(body)
+        }
         Some((_, body)) => body.to_owned(),
         None => String::new(),
     };
