@@ -131,6 +131,54 @@ fn main() {
         best,
     );
 
+    // (1b) Docker json-file framing of the same lines, from memory.
+    let lines = corpus_lines();
+    let mut docker = Vec::with_capacity(TARGET + 4096);
+    let mut n_docker = 0u64;
+    while docker.len() < TARGET {
+        let mut l = lines[n_docker as usize % lines.len()].clone();
+        l.push(b'\n');
+        logferry_tail::docker::encode_docker(
+            &mut docker,
+            "2026-11-22T13:45:10.123456789Z",
+            Stream::Stdout,
+            &l,
+        );
+        n_docker += 1;
+    }
+    let docker = Bytes::from(docker);
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let mut d = LineDecoder::new(
+            Some(LogFormat::Docker),
+            LogFormat::Cri,
+            Joiner::new(1 << 20, None),
+        );
+        let mut out: Vec<Record> = Vec::with_capacity(4096);
+        let mut n = 0u64;
+        let t = Instant::now();
+        let mut pos = 0;
+        while pos < docker.len() {
+            let mut end = (pos + 256 * 1024).min(docker.len());
+            if end < docker.len() {
+                end = pos + memchr::memrchr(b'\n', &docker[pos..end]).unwrap() + 1;
+            }
+            decode_buffer(&mut d, &docker.slice(pos..end), Instant::now(), &mut out);
+            n += out.len() as u64;
+            black_box(&out);
+            out.clear();
+            pos = end;
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+        assert_eq!(n, n_docker);
+    }
+    report(
+        "docker json-file decode+join from memory (best of 5)",
+        docker.len(),
+        n_docker,
+        best,
+    );
+
     // (2) Reader path from the page cache.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("0.log");
