@@ -81,6 +81,15 @@ pub struct LiveResult {
     pub delay_p99_ms: f64,
     /// Largest delay, ms.
     pub delay_max_ms: f64,
+    /// Lines stored more than 1 s after they were written.
+    pub delays_over_1s: u64,
+    /// `lfb_id` (`<file index>-<line seq>`) of the slowest line.
+    pub slowest_line: String,
+    /// When the slowest line was written, seconds after the writers started.
+    pub slowest_line_written_at_seconds: f64,
+    /// The last line (`<file index>-<line seq>`) written before each rotation, to match against
+    /// `slowest_line`.
+    pub rotation_points: Vec<String>,
     /// logferry CPU seconds from the first write until everything was stored.
     pub cpu_seconds: f64,
     /// CPU seconds per MB written.
@@ -122,6 +131,16 @@ impl LiveResult {
             ),
         );
         t.row(
+            "lines stored > 1 s after the write",
+            format!(
+                "{} (slowest: line {} written at {:.2} s; rotations after lines {:?})",
+                self.delays_over_1s,
+                self.slowest_line,
+                self.slowest_line_written_at_seconds,
+                self.rotation_points
+            ),
+        );
+        t.row(
             "CPU",
             format!(
                 "{:.2} s ({:.4} s per MB, {:.1} MB per CPU-second)",
@@ -147,6 +166,8 @@ fn now_nanos() -> u64 {
 #[derive(Default)]
 struct Recorder {
     delays_ns: Vec<u64>,
+    /// The slowest line: (delay ns, its `lfb_id`, its write time ns).
+    slowest: Option<(u64, String, u64)>,
     conflicts: u64,
     unparsed: u64,
 }
@@ -186,6 +207,20 @@ fn write_time(source: &[u8]) -> Option<u64> {
         .ok()
 }
 
+/// The `lfb_id=<file>-<seq>` of a document source (empty if absent).
+fn line_id(source: &[u8]) -> String {
+    memchr::memmem::find(source, b"lfb_id=")
+        .map(|at| {
+            let rest = &source[at + 7..];
+            let n = rest
+                .iter()
+                .take_while(|b| b.is_ascii_digit() || **b == b'-')
+                .count();
+            String::from_utf8_lossy(&rest[..n]).into_owned()
+        })
+        .unwrap_or_default()
+}
+
 /// Pairs the bulk request's documents with the response items; records the delay of each `201`.
 fn record(
     recorder: &Mutex<Recorder>,
@@ -209,6 +244,7 @@ fn record(
     };
     let mut lines = req.split(|&b| b == b'\n').filter(|l| !l.is_empty());
     let mut delays = Vec::with_capacity(items.len());
+    let mut slowest: Option<(u64, &[u8], u64)> = None;
     let mut conflicts = 0;
     for item in items {
         let (Some(_action), Some(source)) = (lines.next(), lines.next()) else {
@@ -222,7 +258,11 @@ fn record(
         match status {
             201 => {
                 if let Some(wt) = write_time(source) {
-                    delays.push(now.saturating_sub(wt));
+                    let d = now.saturating_sub(wt);
+                    delays.push(d);
+                    if slowest.is_none_or(|(s, _, _)| d > s) {
+                        slowest = Some((d, source, wt));
+                    }
                 }
             }
             409 => conflicts += 1,
@@ -231,6 +271,11 @@ fn record(
     }
     let mut r = recorder.lock();
     r.delays_ns.extend_from_slice(&delays);
+    if let Some((d, source, wt)) = slowest {
+        if r.slowest.as_ref().is_none_or(|(s, _, _)| d > *s) {
+            r.slowest = Some((d, line_id(source), wt));
+        }
+    }
     r.conflicts += conflicts;
 }
 
@@ -353,6 +398,7 @@ impl LiveFile {
 
 /// Totals of the writer.
 struct Written {
+    rotation_points: Vec<String>,
     lines: u64,
     bytes: u64,
     rotations: u64,
@@ -369,6 +415,7 @@ fn write_for(
     let mut msg = Vec::with_capacity(4096);
     let mut buf = Vec::with_capacity(1 << 16);
     let (mut lines, mut bytes, mut rotations) = (0u64, 0u64, 0u64);
+    let mut rotation_points = Vec::new();
     let started = Instant::now();
     let end = started + Duration::from_secs(seconds);
     loop {
@@ -400,11 +447,13 @@ fn write_for(
             }
             if f.size >= rotate_bytes && f.rotate()? {
                 rotations += 1;
+                rotation_points.push(format!("{i}-{}", f.seq.saturating_sub(1)));
             }
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(Written {
+        rotation_points,
         lines,
         bytes,
         rotations,
@@ -485,6 +534,7 @@ pub async fn run(
         );
     }
     let before = logferry.snapshot()?;
+    let write_start = now_nanos();
     let (seconds, rotate_bytes) = (opts.seconds, opts.rotate_bytes);
     let writer = {
         let corpus = corpus.clone();
@@ -504,9 +554,14 @@ pub async fn run(
     let after = logferry.snapshot()?;
     let documents = double.count(&http, INDEX).await?;
     let (usage, status) = harness::quit(&http, logferry, Duration::from_secs(30)).await?;
-    let (mut delays, conflicts, unparsed) = {
+    let (mut delays, conflicts, unparsed, slowest) = {
         let mut r = recorder.lock();
-        (std::mem::take(&mut r.delays_ns), r.conflicts, r.unparsed)
+        (
+            std::mem::take(&mut r.delays_ns),
+            r.conflicts,
+            r.unparsed,
+            r.slowest.take(),
+        )
     };
     if unparsed > 0 {
         eprintln!("live: {unparsed} bulk exchanges could not be parsed by the proxy");
@@ -532,6 +587,15 @@ pub async fn run(
         delay_p90_ms: round(percentile(&delays, 0.90), 1),
         delay_p99_ms: round(percentile(&delays, 0.99), 1),
         delay_max_ms: round(percentile(&delays, 1.0), 1),
+        delays_over_1s: delays.iter().filter(|&&d| d > 1_000_000_000).count() as u64,
+        slowest_line: slowest
+            .as_ref()
+            .map(|(_, id, _)| id.clone())
+            .unwrap_or_default(),
+        slowest_line_written_at_seconds: slowest.map_or(0.0, |(_, _, wt)| {
+            round(wt.saturating_sub(write_start) as f64 / 1e9, 2)
+        }),
+        rotation_points: written.rotation_points,
         cpu_seconds: round(cpu, 2),
         cpu_seconds_per_mb: round(if mb > 0.0 { cpu / mb } else { 0.0 }, 4),
         mb_per_cpu_second: round(if cpu > 0.0 { mb / cpu } else { 0.0 }, 1),
