@@ -29,11 +29,13 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
 }
 
 /// Reads the head of `file`. Returns `None` while the first line is
-/// incomplete (shorter than [`HEAD_BYTES`] and without `\n`).
+/// incomplete (shorter than [`HEAD_BYTES`] and without `\n`), unless `final_`
+/// says the file will not grow any more (deleted, or run once): then any
+/// non-empty content is its first line.
 ///
 /// # Errors
 /// The I/O error of `pread`.
-pub fn read_head(file: &File, fallback: LogFormat) -> io::Result<Option<Head>> {
+pub fn read_head(file: &File, fallback: LogFormat, final_: bool) -> io::Result<Option<Head>> {
     let mut buf = [0u8; HEAD_BYTES];
     let mut n = 0;
     while n < HEAD_BYTES {
@@ -47,7 +49,7 @@ pub fn read_head(file: &File, fallback: LogFormat) -> io::Result<Option<Head>> {
     let head = &buf[..n];
     let line = match memchr::memchr(b'\n', head) {
         Some(i) => &head[..i],
-        None if n == HEAD_BYTES => head,
+        None if n == HEAD_BYTES || (final_ && n > 0) => head,
         None => return Ok(None),
     };
     let fp_len = (line.len() + 1).min(FileId::FINGERPRINT_MAX_BYTES).min(n);

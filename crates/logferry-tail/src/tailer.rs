@@ -1021,7 +1021,8 @@ impl Runner {
         let Handle::Unidentified(file) = &t.handle else {
             return true;
         };
-        let head = match read_head(file, self.fallback) {
+        let final_ = t.state == FileState::Deleted || self.mode == RunMode::Once;
+        let head = match read_head(file, self.fallback, final_) {
             Ok(Some(h)) => h,
             Ok(None) => return false,
             Err(e) => {

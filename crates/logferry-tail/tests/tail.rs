@@ -587,3 +587,17 @@ async fn stop_reading_drains_acks_then_persists_the_final_checkpoint() {
         "final checkpoint covers everything acknowledged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_reads_a_file_whose_only_line_has_no_newline() {
+    let node = Node::new();
+    let mut w = node.writer("p", "c");
+    w.write_raw(b"2024-01-01T00:00:00Z stdout F crashed before the newline")
+        .unwrap();
+    let (_, recs, _) = Running::start(node.config(), RunMode::Once, 16)
+        .finish_once()
+        .await;
+    assert_eq!(recs.len(), 1);
+    assert_eq!(&recs[0].1.message[..], b"crashed before the newline");
+    assert!(recs[0].1.flags.contains(RecordFlags::INCOMPLETE));
+}
