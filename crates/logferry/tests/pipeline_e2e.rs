@@ -25,17 +25,22 @@
 //! used; long-lived pods' documents carry the pod's labels and image; at least
 //! 90 % of the short-lived pods' documents do too (the figure is printed).
 //!
-//! Two kinds of loss are inherent and kept out of the scenario on purpose
-//! (the loss is real; a test that provoked it would only prove physics):
-//! - a file that kubelet unlinks while logferry is down and has not opened it
-//!   (see `Logferry::kubelet_may_unlink`);
-//! - lines whose file kubelet unlinked while logferry could not ship them
-//!   (Elasticsearch down) and that logferry held only through an open
+//! Rotation runs whenever a file is due, also while logferry is down or
+//! restarting: a rotated file gzipped and unlinked before logferry finished
+//! it is read again from its `.gz` copy after a restart.
+//!
+//! Two kinds of loss are inherent to deleting a pod's files and kept out of
+//! the scenario on purpose (the loss is real; a test that provoked it would
+//! only prove physics):
+//! - a deleted pod's file that kubelet removes while logferry is down and has
+//!   not opened it (see `Logferry::kubelet_may_gc`);
+//! - lines of a deleted pod whose files kubelet removed while logferry could
+//!   not ship them (Elasticsearch down) and held them only through an open
 //!   descriptor when it was SIGKILLed: no copy is left anywhere. A due kill
 //!   therefore waits until such lines are shipped (see `unlinked` in the
 //!   test); the wait of each kill is printed. Measured without that wait
-//!   (same seed): exactly the short-lived pods unlinked during the outage
-//!   and not yet shipped at a kill were missing, and nothing else.
+//!   (same seed): exactly the short-lived pods removed during the outage and
+//!   not yet shipped at a kill were missing, and nothing else.
 
 mod common;
 
@@ -70,8 +75,8 @@ const OUTAGE_AT: Duration = Duration::from_secs(25);
 const OUTAGE: Duration = Duration::from_secs(30);
 /// SIGKILLs during the writing phase.
 const KILLS: usize = 6;
-/// After logferry (re)starts, kubelet actions that unlink files wait this long
-/// (see `kubelet_may_unlink`).
+/// After logferry (re)starts, kubelet's GC of deleted pods' files waits this
+/// long (see `kubelet_may_gc`).
 const SETTLE_AFTER_START: Duration = Duration::from_millis(1200);
 /// Bound on the wait for the last lines after the writers stopped.
 const FINAL_WAIT: Duration = Duration::from_secs(60);
@@ -346,17 +351,16 @@ impl Logferry {
         }
     }
 
-    /// Whether the kubelet stand-in may now unlink files logferry might not
-    /// have opened yet (GC of a deleted pod's files, gzip + unlink of rotated
-    /// files): only while logferry is up and has been for a moment.
+    /// Whether the kubelet stand-in may now remove a deleted pod's files
+    /// (container GC), which logferry might not have opened yet: only while
+    /// logferry is up and has been for a moment.
     ///
-    /// Data in a file unlinked while logferry is down is lost by nature: the
-    /// unlinked inode was the only copy and nobody holds it open (and the
-    /// tailer does not read `.gz` files, see logferry-tail's docs). Kubelet's
-    /// container GC runs 0–60 s after a pod's deletion and rotation is checked
-    /// every 10 s, so in a real node this window is absent in practice after a
-    /// fast restart; the test keeps it out explicitly instead of by luck.
-    fn kubelet_may_unlink(&self) -> bool {
+    /// Data in a file removed while logferry is down is lost by nature: the
+    /// unlinked inode was the only copy and nobody holds it open. Kubelet's
+    /// container GC runs 0–60 s after a pod's deletion, so in a real node
+    /// this window is absent in practice after a fast restart; the test keeps
+    /// it out explicitly instead of by luck.
+    fn kubelet_may_gc(&self) -> bool {
         self.ready_at
             .is_some_and(|t| t.elapsed() >= SETTLE_AFTER_START)
     }
@@ -779,16 +783,17 @@ shutdown:
     let mut rotations = 0u64;
     let mut last_rotate_check = Instant::now();
     let mut deferred_removals = 0u64;
-    // Lines whose only copy the kubelet stand-in unlinked (GC of a deleted
-    // pod; gzip + unlink of a rotated file), as (container index, seq range),
-    // until the double holds them. A SIGKILL while such lines are unshipped
-    // loses them by nature: logferry held them only through an open
-    // descriptor (it does not read `.gz` files and keeps no spool of its own;
-    // the files are the buffer, SPEC "Bounded memory"), and that descriptor
-    // dies with the process. This happens when Elasticsearch is down (or slow)
-    // at that moment, so a due kill waits until those lines are shipped; it
-    // still happens at once when nothing unlinked is pending, including
-    // during the outage.
+    // Lines whose only copy the kubelet stand-in removed (GC of a deleted
+    // pod's files), as (container index, seq range), until the double holds
+    // them. A SIGKILL while such lines are unshipped loses them by nature:
+    // logferry held them only through an open descriptor (it keeps no spool
+    // of its own; the files are the buffer, SPEC "Bounded memory"), and that
+    // descriptor dies with the process. This happens when Elasticsearch is
+    // down (or slow) at that moment, so a due kill waits until those lines
+    // are shipped; it still happens at once when nothing removed is pending,
+    // including during the outage. (Rotation needs no such care: an unlinked
+    // rotated file leaves its `.gz` copy, which logferry reads after a
+    // restart when its checkpoint says the file was not finished.)
     let mut unlinked: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
     let mut shipped = Shipped::default();
     let mut kill_waits: Vec<Duration> = Vec::new();
@@ -858,7 +863,7 @@ shutdown:
                 c.write(&mut rng);
             }
         }
-        let may_unlink = lf.kubelet_may_unlink();
+        let may_gc = lf.kubelet_may_gc();
         for s in shorts.iter_mut().filter(|s| !s.removed) {
             let c = &mut containers[s.idx];
             if !s.deleted {
@@ -876,7 +881,7 @@ shutdown:
             }
             // Kubelet's container GC right after the DELETED event.
             if s.deleted {
-                if may_unlink {
+                if may_gc {
                     c.writer.take().unwrap().remove_all().unwrap();
                     unlinked.push((s.idx, 0..c.written.len()));
                     s.removed = true;
@@ -885,26 +890,16 @@ shutdown:
                 }
             }
         }
-        // The kubelet stand-in's rotation check (only for running containers).
-        if last_rotate_check.elapsed() >= ROTATE_CHECK && may_unlink {
+        // The kubelet stand-in's rotation check (only for running containers),
+        // whether logferry is up or not.
+        if last_rotate_check.elapsed() >= ROTATE_CHECK {
             last_rotate_check = Instant::now();
-            for (idx, c) in containers
-                .iter_mut()
-                .enumerate()
-                .filter(|(_, c)| c.long_lived)
-            {
+            for c in containers.iter_mut().filter(|c| c.long_lived) {
                 let w = c.writer.as_mut().unwrap();
                 if w.active_len().unwrap() >= ROTATE_BYTES {
                     w.rotate().unwrap();
                     c.rotated_at.push(c.written.len());
                     rotations += 1;
-                    // From the second rotation on, the file renamed by the
-                    // previous one was gzipped and its plain copy unlinked.
-                    let n = c.rotated_at.len();
-                    if n >= 2 {
-                        let from = if n >= 3 { c.rotated_at[n - 3] } else { 0 };
-                        unlinked.push((idx, from..c.rotated_at[n - 2]));
-                    }
                 }
             }
         }
@@ -914,7 +909,7 @@ shutdown:
     // allowed), and kills still due (waiting for unlinked lines) happen.
     while shorts.iter().any(|s| !s.removed) || next_kill < kill_at.len() {
         lf.poll();
-        if lf.kubelet_may_unlink() {
+        if lf.kubelet_may_gc() {
             for s in shorts.iter_mut().filter(|s| !s.removed) {
                 let c = &mut containers[s.idx];
                 c.writer.take().unwrap().remove_all().unwrap();
