@@ -410,6 +410,8 @@ impl Runner {
         self.once_keys = self.files.keys().copied().collect();
         let keys: Vec<Key> = self.files.keys().copied().collect();
         for key in keys {
+            // Files closed for the fd limit may have grown since.
+            self.reopen(key);
             self.enqueue(key, false);
         }
         tracing::info!(
@@ -420,9 +422,9 @@ impl Runner {
 
     fn once_done(&self) -> bool {
         self.once_keys.iter().all(|k| {
-            self.files
-                .get(k)
-                .is_none_or(|t| t.finalized || matches!(t.handle, Handle::Unidentified(_)))
+            self.files.get(k).is_none_or(|t| {
+                t.finalized || matches!(t.handle, Handle::Unidentified(_) | Handle::Closed { .. })
+            })
         }) && self.urgent.is_empty()
             && self.normal.is_empty()
     }

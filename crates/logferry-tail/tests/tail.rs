@@ -601,3 +601,55 @@ async fn once_reads_a_file_whose_only_line_has_no_newline() {
     assert_eq!(&recs[0].1.message[..], b"crashed before the newline");
     assert!(recs[0].1.flags.contains(RecordFlags::INCOMPLETE));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finish_on_reads_everything_written_before_it_then_ends() {
+    use logferry_core::Acker;
+    use logferry_tail::{NoopEvents, Tailer};
+    let node = Node::new();
+    let mut w = node.writer("p", "c");
+    w.write_line("stdout", b"early").unwrap();
+    let mut cfg = node.config();
+    cfg.max_open_files = 2;
+    let finish = tokio_util::sync::CancellationToken::new();
+    let tailer = Tailer::new(cfg, std::sync::Arc::new(NoopEvents))
+        .unwrap()
+        .finish_on(finish.clone());
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let (acker, acks) = Acker::channel();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(tailer.run(RunMode::Follow, tx, acks, stop.clone()));
+    let consumer = tokio::spawn(async move {
+        let mut msgs = Vec::new();
+        while let Some(b) = rx.recv().await {
+            for r in &b.records {
+                msgs.push((String::from_utf8_lossy(&r.message).into_owned(), r.flags));
+            }
+            acker.ack(b.ack);
+        }
+        msgs
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Written right before the finish signal, including a new pod and a
+    // dangling partial chunk.
+    w.write_line("stdout", b"late").unwrap();
+    w.write_raw(b"2024-01-01T00:00:00Z stderr P dangling\n")
+        .unwrap();
+    let mut w2 = node.writer("p2", "c");
+    w2.write_line("stdout", b"new pod").unwrap();
+    finish.cancel();
+    let summary = tokio::time::timeout(WAIT, task)
+        .await
+        .expect("ends by itself")
+        .unwrap()
+        .unwrap();
+    let msgs = consumer.await.unwrap();
+    assert_eq!(summary.records, 4);
+    let mut texts: Vec<&str> = msgs.iter().map(|(m, _)| m.as_str()).collect();
+    texts.sort();
+    assert_eq!(texts, vec!["dangling", "early", "late", "new pod"]);
+    assert!(msgs
+        .iter()
+        .any(|(m, f)| m == "dangling" && f.contains(RecordFlags::INCOMPLETE)));
+    assert!(!stop.is_cancelled());
+}
