@@ -797,6 +797,7 @@ shutdown:
     let mut unlinked: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
     let mut shipped = Shipped::default();
     let mut kill_waits: Vec<Duration> = Vec::new();
+    let mut unshipped_gz_at_kills = 0usize;
     let mut last_ship_check = Instant::now() - Duration::from_secs(1);
     let mut kill_due = |lf: &mut Logferry,
                         containers: &[Container],
@@ -813,13 +814,28 @@ shutdown:
         }
         if unlinked.is_empty() && lf.ready_at.is_some() {
             let waited = now - kill_at[*next_kill];
+            // Evidence for the .gz path: unshipped lines whose rotated file
+            // is gone (gzipped) when the kill comes.
+            shipped.update(&es);
+            let in_gz: usize = containers
+                .iter()
+                .filter(|c| c.rotated_at.len() >= 2)
+                .map(|c| {
+                    let gzipped = 0..c.rotated_at[c.rotated_at.len() - 2];
+                    let got = shipped.seqs.get(&c.key());
+                    gzipped
+                        .filter(|q| !got.is_some_and(|s| s.contains(q)))
+                        .count()
+                })
+                .sum();
             println!(
-                "{:>6.1?} SIGKILL #{} (run {}; waited {:.1?} for unlinked lines to ship)",
+                "{:>6.1?} SIGKILL #{} (run {}; waited {:.1?} for removed pods' lines to ship; {in_gz} unshipped lines only in .gz copies)",
                 now,
                 *next_kill + 1,
                 lf.runs - 1,
                 waited
             );
+            unshipped_gz_at_kills += in_gz;
             kill_waits.push(waited);
             lf.kill_and_restart();
             *next_kill += 1;
@@ -970,7 +986,7 @@ shutdown:
     let short_share = verdict.short_full_meta as f64 / verdict.short_docs.max(1) as f64;
     println!(
         "caught up {caught_up:.1?} after the writers stopped; total {:.1?}; {} documents for {written} lines; \
-         bulk requests {}, items {}, created {}, 409 conflicts {}; long-lived docs {}; short-lived docs {} of which {} ({:.1} %) with full API metadata; logferry runs {}; kills waited {:?}",
+         bulk requests {}, items {}, created {}, 409 conflicts {}; long-lived docs {}; short-lived docs {} of which {} ({:.1} %) with full API metadata; logferry runs {}; kills waited {:?}; {} unshipped lines only in .gz copies at kills",
         t0.elapsed(),
         verdict.documents,
         shipped_stats.bulk_requests,
@@ -983,6 +999,7 @@ shutdown:
         short_share * 100.0,
         lf.runs,
         kill_waits,
+        unshipped_gz_at_kills,
     );
     let failed = !verdict.complete() || code != Some(0) || short_share < 0.90;
     let kept = if failed { Some(dir.keep()) } else { None };
