@@ -10,7 +10,8 @@
 //!   during the whole writing phase; a kubelet stand-in checks every
 //!   [`ROTATE_CHECK`] and rotates files bigger than [`ROTATE_BYTES`] like
 //!   kubelet (rename + reopen, gzip and unlink of the older rotated files,
-//!   removal beyond `containerLogMaxFiles`).
+//!   removal beyond `containerLogMaxFiles`). The first [`CHATTY_PODS`] write
+//!   8 times faster, so their files rotate every few seconds.
 //! - 20 short-lived pods: created in the API double, about one second of
 //!   lines, deleted in the double, and right after the DELETED their files are
 //!   removed (kubelet's container GC).
@@ -61,6 +62,10 @@ const SEED: u64 = 0x5EED_1065_F3A7;
 const NODE: &str = "node-e2e-1";
 const NAMESPACES: [&str; 3] = ["shop", "batch", "infra"];
 const LONG_PODS: usize = 30;
+/// The first long-lived pods write about 8 times faster: their files rotate
+/// every few seconds, so files renamed during the outage are gzipped and
+/// unlinked before the outage kill (logferry must read their `.gz` copies).
+const CHATTY_PODS: usize = 2;
 const SHORT_PODS: usize = 20;
 /// How long the writers write.
 const WRITE_PHASE: Duration = Duration::from_secs(80);
@@ -132,6 +137,8 @@ struct Container {
     container_id: String,
     pod_ip: String,
     long_lived: bool,
+    /// Lines per writing step (long-lived: 0 or 1 at random; chatty: 4).
+    chatty: bool,
     labels: BTreeMap<String, String>,
     writer: Option<ContainerLogWriter>,
     /// Per written line (index = seq): (message length, hash of the message).
@@ -283,6 +290,7 @@ fn create_pod(
                 container_id: id,
                 pod_ip: ip.clone(),
                 long_lived,
+                chatty: false,
                 labels: labels.clone(),
                 writer: Some(writer),
                 written: Vec::new(),
@@ -710,6 +718,13 @@ shutdown:
         ));
     }
     for c in containers.iter_mut() {
+        if c.pod.as_str() < format!("web-{CHATTY_PODS:02}").as_str() {
+            c.chatty = true;
+            // Enough rotated files that kubelet's removeExcessLogs deletes
+            // none of them while logferry is behind (a real loss with any
+            // collector that falls that far behind).
+            c.writer.as_mut().unwrap().set_max_files(60);
+        }
         for _ in 0..5 {
             c.write(&mut rng);
         }
@@ -734,11 +749,13 @@ shutdown:
     lf.start();
 
     // Kill moments: one early in the outage (logferry restarts with a backlog
-    // it cannot ship and no Elasticsearch to talk to), the others random
+    // it cannot ship, no Elasticsearch to talk to, and rotated files of the
+    // chatty pods gzipped and unlinked unread), the others random
     // instants in the writing phase, at least 5 s apart. Kills that fall later
     // in the outage wait for it to end (see `unlinked` below), so the moments
     // right after it, while the backlog drains, get kills too.
-    let mut kill_at: Vec<Duration> = vec![OUTAGE_AT + Duration::from_millis(rng.range(500, 2_500))];
+    let mut kill_at: Vec<Duration> =
+        vec![OUTAGE_AT + Duration::from_millis(rng.range(5_000, 7_000))];
     while kill_at.len() < KILLS {
         let t = Duration::from_millis(rng.range(4_000, WRITE_PHASE.as_millis() as u64 - 2_000));
         if kill_at
@@ -750,11 +767,11 @@ shutdown:
     }
     kill_at.sort();
     // Short-lived pods start at regular intervals with a random jitter; none
-    // starts in the 6 s around the outage's start, so that nothing unlinked is
-    // unshipped when the early outage kill comes.
+    // starts from 2.5 s before the outage to 7.5 s into it, so that no removed
+    // pod's lines are unshipped when the early outage kill comes.
     let short_every = (WRITE_PHASE - Duration::from_secs(6)) / SHORT_PODS as u32;
     let quiet =
-        (OUTAGE_AT - Duration::from_millis(2_500))..(OUTAGE_AT + Duration::from_millis(3_500));
+        (OUTAGE_AT - Duration::from_millis(2_500))..(OUTAGE_AT + Duration::from_millis(7_500));
     let short_start: Vec<Duration> = (0..SHORT_PODS)
         .map(|i| {
             let t = Duration::from_secs(2)
@@ -873,9 +890,14 @@ shutdown:
             });
             next_short += 1;
         }
-        // Writing: long-lived containers about 25 lines/s each, short-lived ones about 150/s.
+        // Writing (per 20 ms step): long-lived containers about 25 lines/s
+        // each, chatty ones about 200/s, short-lived ones about 150/s.
         for c in containers.iter_mut().filter(|c| c.long_lived) {
-            if rng.chance(2) {
+            if c.chatty {
+                for _ in 0..4 {
+                    c.write(&mut rng);
+                }
+            } else if rng.chance(2) {
                 c.write(&mut rng);
             }
         }
