@@ -99,6 +99,8 @@ pub struct Expected {
     pub seed: u64,
     /// Corpus file names used for message text.
     pub corpus: Vec<String>,
+    /// FNV-1a 64 of the corpus lines (hex): a tree is only reused for the same corpus.
+    pub corpus_hash: String,
     /// Logical lines across all files: the number of documents expected in Elasticsearch.
     pub records: u64,
     /// CRI lines across all files (`P` chunks count separately).
@@ -214,6 +216,18 @@ impl Corpus {
             names: vec!["inline".into()],
             lines,
         }
+    }
+
+    /// FNV-1a 64 over every line (each followed by `\n`), as 16 hex digits.
+    pub fn hash(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for line in &self.lines {
+            for &b in line.iter().chain(std::iter::once(&b'\n')) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        format!("{h:016x}")
     }
 
     /// A random line.
@@ -640,6 +654,7 @@ pub fn generate_with(opts: &GenerateOptions, corpus: &Corpus) -> Result<Expected
         shape: opts.shape,
         seed: opts.seed,
         corpus: corpus.names.clone(),
+        corpus_hash: corpus.hash(),
         records: 0,
         cri_lines: 0,
         bytes: 0,
@@ -803,6 +818,13 @@ mod tests {
         let eb = gen(b.path(), 42, 3_000, 500);
         let ec = gen(c.path(), 43, 3_000, 500);
         assert_eq!(ea, eb);
+        assert_eq!(ea.corpus_hash.len(), 16);
+        let other = Corpus::from_lines(vec![b"another line".to_vec()]);
+        assert_ne!(
+            other.hash(),
+            corpus().hash(),
+            "a changed corpus is not reused"
+        );
         assert_ne!(ea.files[0].path, ec.files[0].path);
         for f in &ea.files {
             assert_eq!(

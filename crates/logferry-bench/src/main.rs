@@ -215,7 +215,8 @@ fn emit<T: Serialize>(table: report::Table, value: &T, json_out: Option<&Path>) 
 fn ensure_tree(common: &Common, shape: generate::Shape, lines: u64) -> Result<PathBuf> {
     let dir = common.work.join(format!("tree-{}-{lines}", shape.name()));
     if let Ok(e) = generate::Expected::load(&dir) {
-        if e.records == lines && e.shape == shape {
+        let corpus_hash = generate::Corpus::load(&common.corpus)?.hash();
+        if e.records == lines && e.shape == shape && e.corpus_hash == corpus_hash {
             println!("reusing {}", dir.display());
             return Ok(dir);
         }
