@@ -33,7 +33,14 @@ impl Level {
     /// Parses a level word, case-insensitively (`INFO`, `Warning`, `err`, …).
     pub fn parse(word: &[u8]) -> Option<Level> {
         let mut buf = [0u8; 8];
-        if word.is_empty() || word.len() > buf.len() {
+        if word.len() < 3 || word.len() > buf.len() {
+            return None;
+        }
+        // Cheap rejection of most words: every level name starts with one of these.
+        if !matches!(
+            word[0] | 0x20,
+            b't' | b'd' | b'i' | b'n' | b'w' | b'e' | b'f' | b'c' | b'p' | b'a'
+        ) {
             return None;
         }
         for (d, s) in buf.iter_mut().zip(word) {
@@ -92,7 +99,12 @@ fn trim_punct(mut w: &[u8]) -> &[u8] {
 
 fn detect_json(obj: &[u8]) -> Option<Level> {
     // Look for `"<key>"` followed by optional spaces, `:`, spaces and a string.
-    for key in [&b"\"level\""[..], b"\"severity\"", b"\"levelname\"", b"\"log.level\""] {
+    for key in [
+        &b"\"level\""[..],
+        b"\"severity\"",
+        b"\"levelname\"",
+        b"\"log.level\"",
+    ] {
         let mut from = 0;
         while let Some(pos) = memfind(&obj[from..], key) {
             let after = &obj[from + pos + key.len()..];
@@ -113,7 +125,7 @@ fn detect_json(obj: &[u8]) -> Option<Level> {
 }
 
 fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 #[cfg(test)]
@@ -124,12 +136,24 @@ mod tests {
     fn detects_levels_in_text_and_json() {
         assert_eq!(Level::detect(b"INFO starting"), Some(Level::Info));
         assert_eq!(Level::detect(b"[WARN] disk"), Some(Level::Warn));
-        assert_eq!(Level::detect(b"2024-01-01 12:00:00,123 ERROR boom"), Some(Level::Error));
+        assert_eq!(
+            Level::detect(b"2024-01-01 12:00:00,123 ERROR boom"),
+            Some(Level::Error)
+        );
         assert_eq!(Level::detect(b"WARNING: x"), Some(Level::Warn));
-        assert_eq!(Level::detect(br#"{"msg":"x","level":"debug"}"#), Some(Level::Debug));
-        assert_eq!(Level::detect(br#"{"levelname": "ERROR","message":"x"}"#), Some(Level::Error));
+        assert_eq!(
+            Level::detect(br#"{"msg":"x","level":"debug"}"#),
+            Some(Level::Debug)
+        );
+        assert_eq!(
+            Level::detect(br#"{"levelname": "ERROR","message":"x"}"#),
+            Some(Level::Error)
+        );
         assert_eq!(Level::detect(br#"{"log.level":"warn"}"#), Some(Level::Warn));
-        assert_eq!(Level::detect(br#"{"severity":"CRITICAL"}"#), Some(Level::Fatal));
+        assert_eq!(
+            Level::detect(br#"{"severity":"CRITICAL"}"#),
+            Some(Level::Fatal)
+        );
         assert_eq!(Level::detect(b"hello world, all fine here today"), None);
         assert_eq!(Level::detect(br#"{"level":7}"#), None);
         assert!(Level::Info < Level::Warn);

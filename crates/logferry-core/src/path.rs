@@ -53,7 +53,8 @@ impl KubeLogPath {
         let namespace = fields.next()?;
         let pod_name = fields.next()?;
         let pod_uid = fields.next()?;
-        if namespace.is_empty() || pod_name.is_empty() || pod_uid.is_empty() || container.is_empty() {
+        if namespace.is_empty() || pod_name.is_empty() || pod_uid.is_empty() || container.is_empty()
+        {
             return None;
         }
         Some(KubeLogPath {

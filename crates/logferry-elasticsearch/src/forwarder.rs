@@ -775,7 +775,7 @@ async fn send(shared: &Shared, bulk: &Bulk) -> Sent {
                         };
                         (outcome, Sent::Failed)
                     }
-                    Ok(bytes) => match serde_json::from_slice::<BulkResponse>(&bytes) {
+                    Ok(bytes) => match BulkResponse::parse(&bytes) {
                         Ok(r) if r.items.len() == bulk.items.len() => {
                             shared.endpoints.succeeded(idx);
                             let all_ok = r.items.iter().all(|i| {

@@ -11,6 +11,62 @@ pub(crate) struct BulkResponse {
     pub items: Vec<BulkItem>,
 }
 
+/// The top of a bulk response: `errors` and the number of items, read
+/// without building the items (no string is allocated).
+#[derive(Deserialize)]
+struct BulkSummary {
+    errors: bool,
+    #[serde(deserialize_with = "count_items")]
+    items: usize,
+}
+
+fn count_items<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    struct Count;
+    impl<'de> serde::de::Visitor<'de> for Count {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of bulk items")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                n += 1;
+            }
+            Ok(n)
+        }
+    }
+    d.deserialize_seq(Count)
+}
+
+impl BulkResponse {
+    /// Parses a bulk response body. When Elasticsearch says `"errors": false`
+    /// every item was created (a `409` sets `errors`), so the items are only
+    /// counted, not built: the common case costs a scan, not an allocation per
+    /// item.
+    ///
+    /// # Errors
+    /// The body is not a bulk response.
+    pub(crate) fn parse(body: &[u8]) -> Result<BulkResponse, serde_json::Error> {
+        let summary: BulkSummary = serde_json::from_slice(body)?;
+        if summary.errors {
+            return serde_json::from_slice(body);
+        }
+        let created = || BulkItem {
+            create: ItemResult {
+                index: None,
+                id: None,
+                status: 201,
+                error: None,
+            },
+        };
+        Ok(BulkResponse {
+            items: std::iter::repeat_with(created)
+                .take(summary.items)
+                .collect(),
+        })
+    }
+}
+
 /// `{"create": {...}}` (or `index`, `update`, `delete`).
 #[derive(Deserialize, Debug)]
 pub(crate) struct BulkItem {
@@ -87,7 +143,7 @@ mod tests {
             {"create":{"_index":"i","_id":"e","status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse"}}},
             {"create":{"_index":"i","_id":"f","status":404,"error":{"type":"index_not_found_exception","reason":"no"}}}
         ]}"#;
-        let r: BulkResponse = serde_json::from_slice(body).unwrap();
+        let r = BulkResponse::parse(body).unwrap();
         let v: Vec<_> = r.items.iter().map(|i| i.create.verdict()).collect();
         assert_eq!(
             v,
@@ -104,5 +160,24 @@ mod tests {
             r.items[4].create.error.as_ref().unwrap().reason.as_deref(),
             Some("failed to parse")
         );
+    }
+
+    #[test]
+    fn a_response_without_errors_is_counted_not_built() {
+        let body = br#"{"took":1,"errors":false,"items":[
+            {"create":{"_index":"i","_id":"a","_version":1,"result":"created","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":0,"_primary_term":1,"status":201}},
+            {"create":{"_index":"i","_id":"b","_version":1,"result":"created","status":201}}
+        ]}"#;
+        let r = BulkResponse::parse(body).unwrap();
+        assert_eq!(r.items.len(), 2);
+        assert!(r
+            .items
+            .iter()
+            .all(|i| i.create.verdict() == Verdict::Delivered));
+        assert!(
+            BulkResponse::parse(br#"{"errors":false}"#).is_err(),
+            "items are required"
+        );
+        assert!(BulkResponse::parse(b"not json").is_err());
     }
 }
