@@ -755,7 +755,7 @@ shutdown:
     // in the outage wait for it to end (see `unlinked` below), so the moments
     // right after it, while the backlog drains, get kills too.
     let mut kill_at: Vec<Duration> =
-        vec![OUTAGE_AT + Duration::from_millis(rng.range(5_000, 7_000))];
+        vec![OUTAGE_AT + Duration::from_millis(rng.range(8_000, 10_000))];
     while kill_at.len() < KILLS {
         let t = Duration::from_millis(rng.range(4_000, WRITE_PHASE.as_millis() as u64 - 2_000));
         if kill_at
@@ -767,11 +767,11 @@ shutdown:
     }
     kill_at.sort();
     // Short-lived pods start at regular intervals with a random jitter; none
-    // starts from 2.5 s before the outage to 7.5 s into it, so that no removed
+    // starts from 2.5 s before the outage to 10.5 s into it, so that no removed
     // pod's lines are unshipped when the early outage kill comes.
     let short_every = (WRITE_PHASE - Duration::from_secs(6)) / SHORT_PODS as u32;
     let quiet =
-        (OUTAGE_AT - Duration::from_millis(2_500))..(OUTAGE_AT + Duration::from_millis(7_500));
+        (OUTAGE_AT - Duration::from_millis(2_500))..(OUTAGE_AT + Duration::from_millis(10_500));
     let short_start: Vec<Duration> = (0..SHORT_PODS)
         .map(|i| {
             let t = Duration::from_secs(2)
