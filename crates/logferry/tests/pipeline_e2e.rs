@@ -146,6 +146,8 @@ struct Container {
     /// `written.len()` at each rotation: line `seq` went to file generation
     /// `rotated_at.partition_point(|&r| r <= seq)` (0 = the first `0.log`).
     rotated_at: Vec<usize>,
+    /// When the pod was deleted in the API double (since the writing phase began).
+    deleted_at: Option<Duration>,
 }
 
 impl Container {
@@ -295,6 +297,7 @@ fn create_pod(
                 writer: Some(writer),
                 written: Vec::new(),
                 rotated_at: Vec::new(),
+                deleted_at: None,
             }
         })
         .collect()
@@ -458,6 +461,8 @@ struct Verdict {
     problems: Vec<String>,
     short_docs: usize,
     short_full_meta: usize,
+    /// Short-lived containers with documents without API metadata, and how many.
+    short_path_only: BTreeMap<String, usize>,
     long_docs: usize,
 }
 
@@ -589,6 +594,8 @@ fn check(es: &EsDouble, containers: &[Container]) -> Verdict {
             v.short_docs += 1;
             if labels_ok && image_ok {
                 v.short_full_meta += 1;
+            } else {
+                *v.short_path_only.entry(key.to_owned()).or_default() += 1;
             }
         }
     }
@@ -914,6 +921,7 @@ shutdown:
                         c.write(&mut rng);
                     }
                     kube.delete_pod(&c.namespace, &c.pod).unwrap();
+                    c.deleted_at = Some(phase.elapsed());
                     s.deleted = true;
                 }
             }
@@ -1006,6 +1014,15 @@ shutdown:
     verdict = check(&es, &containers);
 
     let short_share = verdict.short_full_meta as f64 / verdict.short_docs.max(1) as f64;
+    for (key, n) in &verdict.short_path_only {
+        let deleted = containers
+            .iter()
+            .find(|c| &c.key() == key)
+            .and_then(|c| c.deleted_at);
+        println!(
+            "short-lived {key} (deleted at {deleted:.1?}): {n} documents with path metadata only"
+        );
+    }
     println!(
         "caught up {caught_up:.1?} after the writers stopped; total {:.1?}; {} documents for {written} lines; \
          bulk requests {}, items {}, created {}, 409 conflicts {}; long-lived docs {}; short-lived docs {} of which {} ({:.1} %) with full API metadata; logferry runs {}; kills waited {:?}; {} unshipped lines only in .gz copies at kills",
