@@ -334,8 +334,28 @@ impl Logferry {
         self.daemon.as_mut().expect("logferry running")
     }
 
+    /// Non-zero samples of the metrics that explain missing metadata or lost
+    /// bytes, scraped from the running process (empty when unreachable).
+    fn loss_metrics(&self) -> String {
+        let Ok((200, body)) = http(self.admin, "GET", "/metrics") else {
+            return String::new();
+        };
+        body.lines()
+            .filter(|l| {
+                l.starts_with("logferry_pipeline_records_without_metadata_total{")
+                    || l.starts_with("logferry_tail_lost_bytes_total{")
+            })
+            .filter(|l| !l.ends_with(" 0"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// SIGKILL and restart at once.
     fn kill_and_restart(&mut self) {
+        let notes = self.loss_metrics();
+        if !notes.is_empty() {
+            println!("         run {} before the kill: {notes}", self.runs - 1);
+        }
         let mut d = self.daemon.take().expect("logferry running");
         d.child.kill().unwrap(); // SIGKILL
         d.child.wait().unwrap();
@@ -747,6 +767,11 @@ shutdown:
                 kube.kubeconfig_path().display().to_string(),
             ),
             ("NODE_NAME".into(), NODE.into()),
+            // LOGFERRY_E2E_LOG: logferry's log filter for this test (default info).
+            (
+                "LOGFERRY_LOG".into(),
+                std::env::var("LOGFERRY_E2E_LOG").unwrap_or_else(|_| "info".into()),
+            ),
         ],
         daemon: None,
         runs: 0,
@@ -1007,6 +1032,10 @@ shutdown:
     let caught_up = wait_start.elapsed();
     let shipped_stats = es.stats();
 
+    let notes = lf.loss_metrics();
+    if !notes.is_empty() {
+        println!("         run {} at the end: {notes}", lf.runs - 1);
+    }
     // SIGTERM: drain, checkpoint, exit 0.
     lf.daemon().signal(15);
     let code = lf.daemon().wait_exit(Duration::from_secs(30));
@@ -1041,7 +1070,15 @@ shutdown:
         unshipped_gz_at_kills,
     );
     let failed = !verdict.complete() || code != Some(0) || short_share < 0.90;
-    let kept = if failed { Some(dir.keep()) } else { None };
+    // LOGFERRY_E2E_KEEP: keep the files (logs, checkpoints, stderr) even on success.
+    let kept = if failed || std::env::var_os("LOGFERRY_E2E_KEEP").is_some() {
+        Some(dir.keep())
+    } else {
+        None
+    };
+    if kept.is_some() {
+        println!("files kept in {kept:?}");
+    }
     let report = |what: &str| -> String {
         format!(
             "{what} (files kept in {kept:?})\nmissing {} lines in {} ranges (first: \n  {})\nduplicates {} (first:\n  {})\nproblems {} (first:\n  {})\nlogferry stderr:\n{}",
