@@ -8,7 +8,9 @@
 //! Tails a kubelet-style tree. For each batch it appends one line per record
 //! to `out_file` — `<dev>:<ino>:<fingerprint hex> <start> <end> <message>` —
 //! calls `fsync`, and only then acknowledges the batch. SIGTERM or SIGINT stop
-//! reading; the process exits after the final checkpoint.
+//! reading (so does the end of standard input when `TAIL_ACK_STOP_ON_EOF=1`,
+//! which lets a test stop it without sending a signal); the process exits
+//! after the final checkpoint.
 
 use logferry_core::Acker;
 use logferry_tail::{NoopEvents, RunMode, TailConfig, Tailer};
@@ -41,10 +43,21 @@ async fn main() -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let s = stop.clone();
+    let stdin_eof = std::env::var_os("TAIL_ACK_STOP_ON_EOF").is_some();
     tokio::spawn(async move {
+        let eof = async {
+            if stdin_eof {
+                use tokio::io::AsyncReadExt;
+                let mut sink = Vec::new();
+                let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             _ = term.recv() => {},
             _ = int.recv() => {},
+            _ = eof => {},
         }
         s.cancel();
     });
