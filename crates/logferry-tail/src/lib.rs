@@ -18,7 +18,8 @@
 //!   ([`TailEvents::bytes_lost`]) and logged with the path and byte count.
 //! * **Checkpoints never run ahead of acknowledgements.** Each file's batches
 //!   are numbered; a batch remembers the resume offset after its last line when
-//!   no partial or multiline assembly was open there. The checkpoint is the
+//!   no partial or multiline assembly was open there (or the start of the
+//!   earliest open assembly, when no record already emitted spans it). The checkpoint is the
 //!   resume offset of the highest batch of a contiguous acknowledged prefix, so
 //!   after a crash reading resumes at or before the first unacknowledged record:
 //!   records may be delivered again (with the same `(file, start offset)`
@@ -28,9 +29,14 @@
 //!   ([`FileId`](logferry_core::FileId)). A checkpoint whose fingerprint differs is
 //!   stale (start at 0); an offset beyond the file size means copytruncate
 //!   (start at 0, [`RotationKind::Truncate`]).
-//! * **Bounded memory.** Reading pauses when the output channel is full; at
-//!   most one read round (256 KiB plus one line of at most
-//!   `2 × max_record_bytes + 64 KiB`) per file is buffered.
+//! * **Bounded memory.** Reading pauses when the output channel is full: the
+//!   tailer reads only when its own queue of batches is empty, one read round
+//!   (256 KiB) at a time. Per file it keeps at most one incomplete line (cut
+//!   at `2 × max_record_bytes + 64 KiB`) and one partial/multiline assembly per
+//!   stream (cut at `max_record_bytes`).
+//! * **Graceful ends.** `stop_reading` stops at once and waits for the
+//!   acknowledgements of what was sent; [`Tailer::finish_on`] (sidecar
+//!   `/quitquitquit`) first reads every file to its end.
 //!
 //! ## What it does not do
 //!
