@@ -155,6 +155,30 @@ impl EsDouble {
             .with_context(|| format!("_count answer without count: {body}"))
     }
 
+    /// Writes every document of `index` (`GET /_double/documents/{index}`, NDJSON) to `path`.
+    ///
+    /// # Errors
+    /// The request or the file write fails.
+    pub async fn dump_documents(
+        &self,
+        http: &reqwest::Client,
+        index: &str,
+        path: &Path,
+    ) -> Result<()> {
+        use std::io::Write as _;
+        let mut resp = http
+            .get(format!("{}/_double/documents/{index}", self.url))
+            .send()
+            .await
+            .context("GET /_double/documents")?;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        while let Some(chunk) = resp.chunk().await? {
+            out.write_all(&chunk)?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+
     /// The double's own statistics (`GET /_double/stats`), as it reports them; `Null` when the
     /// double has no such endpoint.
     pub async fn stats(&self, http: &reqwest::Client) -> serde_json::Value {

@@ -152,6 +152,18 @@ pub async fn run(
         .await
         .unwrap_or(0);
     let stats = double.stats(&http).await;
+    if documents != expected.records {
+        // Keep the evidence: every stored document, for a post-mortem of the difference.
+        let path = scratch.join("documents.ndjson");
+        match double.dump_documents(&http, INDEX, &path).await {
+            Ok(()) => eprintln!(
+                "throughput: {documents} documents for {} lines; stored documents written to {}",
+                expected.records,
+                path.display()
+            ),
+            Err(e) => eprintln!("throughput: could not dump the stored documents: {e:#}"),
+        }
+    }
     let duplicates = harness::stat_number(
         &stats,
         &[
