@@ -180,6 +180,8 @@ struct Runner {
     mode: RunMode,
     files: HashMap<Key, Tracked>,
     by_path: BTreeMap<PathBuf, Key>,
+    /// `.gz` files already examined by [`Runner::consider_gz`].
+    gz_seen: HashSet<Key>,
     displaced: Vec<Key>,
     by_source: HashMap<SourceId, Key>,
     retired: HashMap<SourceId, AckTracker>,
@@ -257,6 +259,7 @@ impl Runner {
             mode,
             files: HashMap::new(),
             by_path: BTreeMap::new(),
+            gz_seen: HashSet::new(),
             displaced: Vec::new(),
             by_source: HashMap::new(),
             retired: HashMap::new(),
@@ -492,6 +495,7 @@ impl Runner {
             self.cfg.checkpoint_retention,
         );
         self.finished.retain(|k, _| seen.contains(k));
+        self.gz_seen.retain(|k| seen.contains(k));
     }
 
     fn scan_links(&mut self, dir: &Path) {
@@ -619,9 +623,9 @@ impl Runner {
                 if let Some(rotated) = self.is_candidate(&path) {
                     present.insert(path.clone());
                     self.consider(path, key, meta.len(), rotated);
-                } else if self.initial_scan
-                    && self.globs.is_none()
+                } else if self.globs.is_none()
                     && KubeLogPath::parse(&path).is_some_and(|k| k.compressed)
+                    && self.gz_seen.insert(key)
                 {
                     self.consider_gz(&path);
                 }
@@ -778,7 +782,7 @@ impl Runner {
         }
     }
 
-    /// At start: a gzipped rotated file (`0.log.<ts>.gz`) whose first line
+    /// A gzipped rotated file (`0.log.<ts>.gz`, examined once) whose first line
     /// matches the fingerprint of a checkpoint that was not read to the end is
     /// the compressed copy of a file that kubelet rotated, gzipped and unlinked
     /// while logferry was down. It is decompressed into an unlinked temporary
@@ -810,6 +814,18 @@ impl Runner {
         let ident = (entry.dev, entry.ino);
         if self.files.values().any(|t| t.ident == ident) {
             return; // the original is still open
+        }
+        // Cheap check before decompressing: the gzip trailer's ISIZE is the
+        // uncompressed length mod 2^32 (kubelet writes one gzip member).
+        let isize = File::open(path).and_then(|f| {
+            use std::os::unix::fs::FileExt;
+            let len = f.metadata()?.len();
+            let mut b = [0u8; 4];
+            f.read_exact_at(&mut b, len.saturating_sub(4))?;
+            Ok(u32::from_le_bytes(b))
+        });
+        if isize.is_ok_and(|n| n as u64 == entry.offset & 0xffff_ffff) {
+            return; // finished before it was compressed
         }
         let tmp = self
             .cfg

@@ -176,8 +176,16 @@ fn sigkill_at_random_moments_loses_nothing_and_redelivers_only_after_checkpoints
     let mut crashes: Vec<(u64, HashMap<String, u64>)> = Vec::new();
     let t0 = Instant::now();
     for _ in 0..KILLS {
+        let before = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
         let mut child = spawn(&bin, &node, &out);
-        std::thread::sleep(Duration::from_millis(60));
+        // Rotations (which gzip and unlink older files) only once the tailer
+        // has scanned and delivered something, that is, holds its files open.
+        let up_by = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) == before
+            && Instant::now() < up_by
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         tailer_up.store(true, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(rng.random_range(40..900)));
         tailer_up.store(false, Ordering::Relaxed);
@@ -191,7 +199,7 @@ fn sigkill_at_random_moments_loses_nothing_and_redelivers_only_after_checkpoints
     // A last, clean run reads everything that is left, then SIGTERM.
     let mut child = spawn(&bin, &node, &out);
     let total: u64 = seqs.iter().sum();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     let mut distinct = 0;
     while Instant::now() < deadline {
         let bytes = std::fs::read(&out).unwrap_or_default();
@@ -210,6 +218,10 @@ fn sigkill_at_random_moments_loses_nothing_and_redelivers_only_after_checkpoints
     drop(child.stdin.take());
     let status = child.wait().unwrap();
     assert!(status.success(), "clean shutdown: {status:?}");
+    assert_eq!(
+        distinct, total,
+        "distinct acknowledged records after the final run"
+    );
     println!(
         "{KILLS} SIGKILLs in {:?}; {total} records written, {rotations} rotations; {distinct} distinct acknowledged",
         t0.elapsed()
