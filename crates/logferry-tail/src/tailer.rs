@@ -512,15 +512,11 @@ impl Runner {
         let Some(id) = ContainerLink::parse(link).and_then(|l| l.container_id) else {
             return;
         };
-        let target = std::fs::canonicalize(link).ok().or_else(|| {
-            std::fs::read_link(link).ok().map(|t| {
-                if t.is_absolute() {
-                    t
-                } else {
-                    link.parent().unwrap_or(Path::new("/")).join(t)
-                }
-            })
-        });
+        // One readlink(2): only the target's last three components matter
+        // (`<ns>_<pod>_<uid>/<container>/<n>.log`), so the target need not be
+        // canonicalised (that costs a syscall per path component, per link,
+        // per rescan: most of the idle cost on a node with 1,000 containers).
+        let target = std::fs::read_link(link).ok();
         if let Some(kp) = target.as_deref().and_then(KubeLogPath::parse) {
             self.container_ids
                 .insert((kp.pod_uid, kp.container, kp.restart), id);
