@@ -168,7 +168,7 @@ def t_logferry_validate(values: Path) -> None:
     check(
         binary.is_file(),
         f"{binary} does not exist: build it first with `cargo build --workspace --bins` "
-        "(tests/run-all.sh does this before the chart tests)",
+        "(.ci/run does this before the chart tests)",
     )
     objs = render(values)
     configs = rendered_configs(objs)
