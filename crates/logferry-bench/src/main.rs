@@ -41,7 +41,7 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Common {
     /// Directory holding the release `logferry` and `es-double` binaries
-    /// [default: $CARGO_TARGET_DIR/release or `<repo>/target/release`].
+    /// (default: `$CARGO_TARGET_DIR/release`, else `<repo>/target/release`).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
     /// Scratch directory (checkpoints, logs of the processes, generated trees).
