@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use logferry_testkit::elasticsearch::EsDouble;
 use std::io::{BufWriter, Write};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 const FILES: usize = 10;
@@ -23,9 +22,13 @@ fn memory_stays_bounded_while_elasticsearch_is_down_and_500_mb_wait() {
     let es = rt.block_on(EsDouble::start()).unwrap();
     es.faults().outage(Duration::from_secs(3600));
 
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
+    let setup = FilesSetup::new(&format!(
+        "node_name: memory-test\n\
+         elasticsearch: {{endpoints: [\"{}\"], retry: {{initial_backoff: 100ms, max_backoff: 1s}}, install_template: false}}\n\
+         shutdown: {{drain_timeout: 2s}}",
+        es.url()
+    ));
+    let logs = &setup.logs;
     let filler = "x".repeat(160);
     let mut total = 0usize;
     for f in 0..FILES {
@@ -45,30 +48,7 @@ fn memory_stays_bounded_while_elasticsearch_is_down_and_500_mb_wait() {
         total += written;
     }
 
-    let port = free_port();
-    let admin: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let config = dir.path().join("logferry.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-node_name: memory-test
-data_dir: {data}
-source: {{mode: files, paths: ["{logs}/*.log"]}}
-elasticsearch:
-  endpoints: ["{es}"]
-  retry: {{initial_backoff: 100ms, max_backoff: 1s}}
-  install_template: false
-server: {{listen: "{admin}"}}
-shutdown: {{drain_timeout: 2s}}
-"#,
-            data = dir.path().join("data").display(),
-            logs = logs.display(),
-            es = es.url(),
-        ),
-    )
-    .unwrap();
-    let mut daemon = Daemon::start(dir.path(), &config, admin, &[], &[]);
+    let mut daemon = setup.start(&[]);
     daemon.wait_ready(Duration::from_secs(20));
 
     // Let it read as far as its queues allow, then watch it stay there.

@@ -68,31 +68,12 @@ fn metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let es = rt.block_on(EsDouble::start()).unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let port = free_port();
-    let admin: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let config = dir.path().join("logferry.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-node_name: metrics-test
-data_dir: {data}
-source: {{mode: files, paths: ["{logs}/*.log"]}}
-elasticsearch:
-  endpoints: ["{es}"]
-  batch: {{max_events: 500, timeout: 100ms}}
-server: {{listen: "{admin}"}}
-"#,
-            data = dir.path().join("data").display(),
-            logs = logs.display(),
-            es = es.url(),
-        ),
-    )
-    .unwrap();
-    let mut daemon = Daemon::start(dir.path(), &config, admin, &[], &[]);
+    let setup = FilesSetup::new(&format!(
+        "node_name: metrics-test\nelasticsearch: {{endpoints: [\"{}\"], batch: {{max_events: 500, timeout: 100ms}}}}",
+        es.url()
+    ));
+    let (dir, logs, admin) = (setup.dir.path(), &setup.logs, setup.admin);
+    let mut daemon = setup.start(&[]);
     daemon.wait_ready(Duration::from_secs(20));
     let mut f = std::fs::File::create(logs.join("app.log")).unwrap();
     for i in 0..LINES {
@@ -158,7 +139,7 @@ server: {{listen: "{admin}"}}
     // A real Prometheus scrapes it.
     let prom_port = free_port();
     let prom_addr: SocketAddr = format!("127.0.0.1:{prom_port}").parse().unwrap();
-    let prom_config = dir.path().join("prometheus.yml");
+    let prom_config = dir.join("prometheus.yml");
     std::fs::write(
         &prom_config,
         format!(
@@ -167,12 +148,12 @@ server: {{listen: "{admin}"}}
         ),
     )
     .unwrap();
-    let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let prom_log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
     let mut prom = Command::new(&prometheus)
         .arg(format!("--config.file={}", prom_config.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
-            dir.path().join("tsdb").display()
+            dir.join("tsdb").display()
         ))
         .arg(format!("--web.listen-address={prom_addr}"))
         .stdout(Stdio::null())
@@ -187,7 +168,7 @@ server: {{listen: "{admin}"}}
                 "logferry_elasticsearch_sent_records_total{job=\"logferry\"}",
             ) == Some(shipped)
     });
-    let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
     let _ = prom.kill();
     let _ = prom.wait();
     assert!(

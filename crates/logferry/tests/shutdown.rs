@@ -108,9 +108,9 @@ fn sigterm_drains_checkpoints_and_a_restart_ships_nothing_twice() {
         .lines()
         .count()
         == 3000));
-    daemon.signal(15); // SIGTERM
-    // Readiness drops as soon as the signal is handled (or the process is
-    // gone, which a probe sees as not ready too).
+    // SIGTERM: readiness drops as soon as the signal is handled (or the
+    // process is gone, which a probe sees as not ready too).
+    daemon.signal(15);
     assert!(
         wait_for(Duration::from_secs(5), || {
             http(admin, "GET", "/readyz").map_or(true, |(status, _)| status != 200)

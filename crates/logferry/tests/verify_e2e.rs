@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use logferry_testkit::elasticsearch::EsDouble;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -31,28 +30,16 @@ fn verify(es: &str, extra: &[&str]) -> (Option<i32>, String) {
 fn verify_counts_marked_lines_and_reports_a_missing_one() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let es = rt.block_on(EsDouble::start()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let port = free_port();
-    let admin: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let config = dir.path().join("logferry.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir: {}\nsource: {{mode: files, paths: [\"{}/*.log\"]}}\nelasticsearch: {{endpoints: [\"{}\"], batch: {{timeout: 100ms}}}}\nserver: {{listen: \"{admin}\"}}\n",
-            dir.path().join("data").display(),
-            logs.display(),
-            es.url()
-        ),
-    )
-    .unwrap();
-    let mut f = std::fs::File::create(logs.join("app.log")).unwrap();
+    let setup = FilesSetup::new(&format!(
+        "elasticsearch: {{endpoints: [\"{}\"], batch: {{timeout: 100ms}}}}",
+        es.url()
+    ));
+    let mut f = std::fs::File::create(setup.logs.join("app.log")).unwrap();
     for i in 1..=LINES {
         writeln!(f, "verify-run-42 {i} payload").unwrap();
     }
     f.flush().unwrap();
-    let mut daemon = Daemon::start(dir.path(), &config, admin, &["--once"], &[]);
+    let mut daemon = setup.start(&["--once"]);
     assert_eq!(
         daemon.wait_exit(Duration::from_secs(60)),
         Some(0),

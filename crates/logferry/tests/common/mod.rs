@@ -234,3 +234,49 @@ pub fn cri_line(nanos_of_day: u64, stream: &str, tag: &str, message: &str) -> St
         frac
     )
 }
+
+/// A files-mode setup in a temporary directory: `logs/` (read through the
+/// glob `logs/*.log`), `data/`, and `logferry.yaml` listening on a free
+/// loopback port, with `extra` YAML appended (e.g. an `elasticsearch:`
+/// section).
+pub struct FilesSetup {
+    /// The temporary directory (removed when dropped).
+    pub dir: tempfile::TempDir,
+    /// Where the test writes its log files.
+    pub logs: PathBuf,
+    /// The configuration file.
+    pub config: PathBuf,
+    /// The admin address of the daemon.
+    pub admin: SocketAddr,
+}
+
+impl FilesSetup {
+    /// Writes the directories and the configuration.
+    pub fn new(extra: &str) -> FilesSetup {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = dir.path().join("logferry.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir: {data}\nsource: {{mode: files, paths: [\"{logs}/*.log\"]}}\nserver: {{listen: \"{admin}\"}}\n{extra}\n",
+                data = dir.path().join("data").display(),
+                logs = logs.display(),
+            ),
+        )
+        .unwrap();
+        FilesSetup {
+            dir,
+            logs,
+            config,
+            admin,
+        }
+    }
+
+    /// Starts `logferry run [extra args]` on this configuration.
+    pub fn start(&self, args: &[&str]) -> Daemon {
+        Daemon::start(self.dir.path(), &self.config, self.admin, args, &[])
+    }
+}
