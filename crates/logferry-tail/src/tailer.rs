@@ -33,6 +33,12 @@ type Key = (u64, u64);
 
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
 const POLL_EVERY_TICKS: u32 = 5;
+/// An active file without new data for this long is polled only every
+/// [`IDLE_POLL_EVERY`] polls: inotify's `IN_MODIFY` is what reads it, the poll
+/// is a safety net, and 1,000 quiet files should cost next to nothing.
+const IDLE_POLL_AFTER: Duration = Duration::from_secs(10);
+/// See [`IDLE_POLL_AFTER`]: one poll in this many (polls run once a second).
+const IDLE_POLL_EVERY: u32 = 5;
 
 /// What [`Tailer::run`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -200,6 +206,8 @@ struct Runner {
     sent_unacked: usize,
     summary: TailSummary,
     once_keys: HashSet<Key>,
+    /// Safety polls done so far (for [`IDLE_POLL_EVERY`]).
+    polls: u32,
     fallback: LogFormat,
 }
 
@@ -278,6 +286,7 @@ impl Runner {
             sent_unacked: 0,
             summary: TailSummary::default(),
             once_keys: HashSet::new(),
+            polls: 0,
             fallback,
         })
     }
@@ -1485,6 +1494,8 @@ impl Runner {
             return;
         }
         let _ = wall;
+        self.polls = self.polls.wrapping_add(1);
+        let poll_idle = self.polls % IDLE_POLL_EVERY == 0;
         let mut to_queue = Vec::new();
         let mut to_delete = Vec::new();
         let mut to_reopen = Vec::new();
@@ -1492,6 +1503,12 @@ impl Runner {
         for t in self.files.values_mut() {
             match &t.handle {
                 Handle::Reading(r) => {
+                    if !poll_idle
+                        && t.state == FileState::Active
+                        && now.duration_since(t.last_data) >= IDLE_POLL_AFTER
+                    {
+                        continue;
+                    }
                     let Ok(m) = r.file().metadata() else { continue };
                     if m.nlink() == 0 && t.state != FileState::Deleted {
                         to_delete.push(t.key);
