@@ -257,32 +257,10 @@ pub fn json_escape_into(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
-/// Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// Appends `YYYY-MM-DDTHH:MM:SS` (UTC) for `secs` since the epoch.
 fn push_datetime(out: &mut Vec<u8>, secs: u64) {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
+    let time = chrono::DateTime::from_timestamp(secs as i64, 0).unwrap_or_default();
+    let _ = write!(out, "{}", time.format("%Y-%m-%dT%H:%M:%S"));
 }
 
 /// Appends Go's `time.RFC3339Nano` for a UTC time, as containerd writes it: trailing zeros of the

@@ -25,34 +25,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Formats nanoseconds since the epoch as RFC 3339 with 9 fraction digits and `Z`.
 pub fn rfc3339_nanos(nanos: i64) -> String {
-    let secs = nanos.div_euclid(1_000_000_000);
-    let frac = nanos.rem_euclid(1_000_000_000);
-    let (y, m, d, hh, mm, ss) = civil(secs);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{frac:09}Z")
-}
-
-/// `(year, month, day, hour, minute, second)` of seconds since the epoch (UTC).
-fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        m,
-        d,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-    )
+    chrono::DateTime::from_timestamp_nanos(nanos)
+        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+        .to_string()
 }
 
 /// Nanoseconds since the epoch now.
@@ -250,12 +225,12 @@ impl ContainerLogWriter {
         }
         // rotateLatestLog: rename, then reopen.
         self.rotations += 1;
-        let (y, m, d, hh, mm, ss) = civil(self.clock_base + self.rotations as i64);
+        // kubelet's `timestampFormat = "20060102-150405"`.
+        let stamp = chrono::DateTime::from_timestamp(self.clock_base + self.rotations as i64, 0)
+            .unwrap_or_default()
+            .format("%Y%m%d-%H%M%S");
         let active = self.active_path();
-        let rotated = PathBuf::from(format!(
-            "{}.{y:04}{m:02}{d:02}-{hh:02}{mm:02}{ss:02}",
-            active.display()
-        ));
+        let rotated = PathBuf::from(format!("{}.{stamp}", active.display()));
         fs::rename(&active, &rotated)?;
         before_reopen(&mut self.file)?;
         self.file = OpenOptions::new().create(true).append(true).open(&active)?;
