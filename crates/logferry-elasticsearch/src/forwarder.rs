@@ -407,14 +407,7 @@ impl Forwarder {
                         break;
                     }
                     Ok(resp) => {
-                        let status = resp.status_code().as_u16();
-                        let text = resp.text().await.unwrap_or_default();
-                        let err = Error::Status {
-                            operation: "PUT _index_template",
-                            endpoint: ep.url.clone(),
-                            status,
-                            body: truncate(&text, 512),
-                        };
+                        let err = status_error("PUT _index_template", &ep.url, resp).await;
                         if !err.is_retryable() {
                             error!(template = name, error = %err, "Elasticsearch refused the index template; shipping without it");
                             break;
@@ -432,6 +425,23 @@ impl Forwarder {
                 }
             }
         }
+    }
+}
+
+/// An [`Error::Status`] for a non-success response, with the first 512 bytes
+/// of its body.
+async fn status_error(
+    operation: &'static str,
+    endpoint: &str,
+    resp: elasticsearch::http::response::Response,
+) -> Error {
+    let status = resp.status_code().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    Error::Status {
+        operation,
+        endpoint: endpoint.to_owned(),
+        status,
+        body: truncate(&text, 512),
     }
 }
 
@@ -818,13 +828,7 @@ async fn send(shared: &Shared, bulk: &Bulk) -> Sent {
                     },
                 }
             } else {
-                let text = resp.text().await.unwrap_or_default();
-                let err = Error::Status {
-                    operation: "bulk",
-                    endpoint: ep.url.clone(),
-                    status,
-                    body: truncate(&text, 512),
-                };
+                let err = status_error("bulk", &ep.url, resp).await;
                 let outcome = outcome_of_status(status);
                 match outcome {
                     BulkOutcome::TooLarge => {
