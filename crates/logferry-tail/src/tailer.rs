@@ -186,8 +186,9 @@ struct Runner {
     mode: RunMode,
     files: HashMap<Key, Tracked>,
     by_path: BTreeMap<PathBuf, Key>,
-    /// `.gz` files already examined by [`Runner::consider_gz`].
-    gz_seen: HashSet<Key>,
+    /// `.gz` files already examined by [`Runner::consider_gz`], by path (a
+    /// new `.gz` often gets the inode of the one kubelet just deleted).
+    gz_seen: HashMap<PathBuf, Key>,
     displaced: Vec<Key>,
     by_source: HashMap<SourceId, Key>,
     retired: HashMap<SourceId, AckTracker>,
@@ -267,7 +268,7 @@ impl Runner {
             mode,
             files: HashMap::new(),
             by_path: BTreeMap::new(),
-            gz_seen: HashSet::new(),
+            gz_seen: HashMap::new(),
             displaced: Vec::new(),
             by_source: HashMap::new(),
             retired: HashMap::new(),
@@ -504,7 +505,7 @@ impl Runner {
             self.cfg.checkpoint_retention,
         );
         self.finished.retain(|k, _| seen.contains(k));
-        self.gz_seen.retain(|k| seen.contains(k));
+        self.gz_seen.retain(|_, k| seen.contains(k));
     }
 
     fn scan_links(&mut self, dir: &Path) {
@@ -608,6 +609,7 @@ impl Runner {
     /// longer at their path are checked for rename / deletion.
     fn scan_files_in(&mut self, dir: &Path, depth: Option<usize>) {
         let mut present = HashSet::new();
+        let mut gz = Vec::new();
         if let Ok(rd) = std::fs::read_dir(dir) {
             for e in rd.flatten() {
                 let path = e.path();
@@ -630,11 +632,16 @@ impl Runner {
                     self.consider(path, key, meta.len(), rotated);
                 } else if self.globs.is_none()
                     && KubeLogPath::parse(&path).is_some_and(|k| k.compressed)
-                    && self.gz_seen.insert(key)
+                    && self.gz_seen.insert(path.clone(), key).is_none()
                 {
-                    self.consider_gz(&path);
+                    gz.push(path);
                 }
             }
+        }
+        // After the plain files, so that an original still present next to
+        // its `.gz` copy is tracked (and read) rather than the copy.
+        for path in gz {
+            self.consider_gz(&path);
         }
         // Tracked files of `dir` not listed at their path: renamed or deleted.
         // by_path is ordered, so the entries of `dir` are one contiguous range.
@@ -817,7 +824,7 @@ impl Runner {
             return;
         };
         let ident = (entry.dev, entry.ino);
-        if self.files.values().any(|t| t.ident == ident) {
+        if self.is_tracked(ident, fp) {
             return; // the original is still open
         }
         // Cheap check before decompressing: the gzip trailer's ISIZE is the
@@ -878,6 +885,24 @@ impl Runner {
             },
         );
         self.enqueue(key, true);
+    }
+
+    /// Whether the file `(ident, fingerprint)` is tracked. The inode alone
+    /// does not tell: filesystems hand a freed inode to the next new file at
+    /// once (ext4 gives kubelet's new `0.log` the inode of the plain copy it
+    /// unlinked a moment before), so the first line must match too.
+    fn is_tracked(&self, ident: Key, fingerprint: u64) -> bool {
+        self.files.values().any(|t| {
+            t.ident == ident
+                && match (&t.source, &t.handle) {
+                    (Some(s), _) => s.file.fingerprint == fingerprint,
+                    (None, Handle::Unidentified(f)) => read_head(f, self.fallback, false)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|h| h.fingerprint == fingerprint),
+                    (None, _) => false,
+                }
+        })
     }
 
     fn open_count(&self) -> (usize, usize) {
