@@ -11,6 +11,10 @@
 //! reading (so does the end of standard input when `TAIL_ACK_STOP_ON_EOF=1`,
 //! which lets a test stop it without sending a signal); the process exits
 //! after the final checkpoint.
+//!
+//! `TAIL_ACK_HOLD_AFTER=<n>` stands in for a downstream outage: once `n`
+//! records were acknowledged, later batches are still written to `out_file`
+//! but never acknowledged.
 
 use logferry_core::Acker;
 use logferry_tail::{NoopEvents, RunMode, TailConfig, Tailer};
@@ -61,6 +65,12 @@ async fn main() -> anyhow::Result<()> {
         }
         s.cancel();
     });
+    let hold_after: Option<u64> = std::env::var("TAIL_ACK_HOLD_AFTER")
+        .ok()
+        .map(|v| v.parse())
+        .transpose()?;
+    let mut acked = 0u64;
+    let mut held = Vec::new();
     let mut buf = Vec::with_capacity(1 << 20);
     while let Some(batch) = rx.recv().await {
         buf.clear();
@@ -76,8 +86,14 @@ async fn main() -> anyhow::Result<()> {
         }
         out.write_all(&buf)?;
         out.sync_data()?;
+        if hold_after.is_some_and(|n| acked >= n) {
+            held.push(batch.ack);
+            continue;
+        }
+        acked += batch.records.len() as u64;
         acker.ack(batch.ack);
     }
+    drop(held);
     drop(acker);
     let summary = run.await??;
     eprintln!("tail_ack: {summary:?}");

@@ -94,6 +94,8 @@ pub struct TailConfig {
     pub max_deleted_files: usize,
     /// Most unread bytes summed over held-open deleted files (default 4 GiB);
     /// beyond it the oldest is closed and its unread bytes are reported lost.
+    /// Also the most bytes in the spool (`data_dir/spool`, copies of deleted
+    /// files not yet acknowledged); beyond it a deleted file is only held open.
     pub max_deleted_bytes: u64,
     /// Most records per [`RecordBatch`](logferry_core::RecordBatch) (default 1000).
     pub batch_max_records: usize,

@@ -81,6 +81,12 @@ pub trait TailEvents: Send + Sync + 'static {
     fn rotation_detected(&self, kind: RotationKind) {
         let _ = kind;
     }
+    /// The spool (copies of deleted files not yet fully acknowledged, in
+    /// `data_dir/spool`) now holds `files` files and `bytes` bytes on disk.
+    fn spool_changed(&self, files: usize, bytes: u64) {
+        let _ = (files, bytes);
+    }
+
     /// Bytes given up for good, with the reason.
     fn bytes_lost(&self, bytes: u64, reason: LossReason) {
         let _ = (bytes, reason);

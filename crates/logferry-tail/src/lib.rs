@@ -16,6 +16,10 @@
 //!   before it is released — unless the configured limits on held-open deleted
 //!   files and bytes force a loss, which is counted
 //!   ([`TailEvents::bytes_lost`]) and logged with the path and byte count.
+//! * **Deleted files survive a crash.** The unacknowledged bytes of a deleted
+//!   file are copied to `data_dir/spool` at once and read from the copy, which
+//!   a restarted tailer reads again under the original identity (see the
+//!   `spool` module; reported through [`TailEvents::spool_changed`]).
 //! * **Checkpoints never run ahead of acknowledgements.** Each file's batches
 //!   are numbered; a batch remembers the resume offset after its last line when
 //!   no partial or multiline assembly was open there (or the start of the
@@ -46,7 +50,8 @@
 //!   first line, decompresses it into an unlinked temporary file in `data_dir`
 //!   and reads from the checkpoint on, under the original identity. Other `.gz`
 //!   files are ignored. A file unlinked without a `.gz` copy while logferry
-//!   was down is gone.
+//!   was down is gone, and so are the unacknowledged bytes of a file deleted
+//!   moments before a crash, before its spool copy was made.
 //! * `max_open_files` closes idle, fully read active files and reopens them
 //!   by identity on the next change; bytes appended to such a file between its
 //!   last change and its deletion, while it was closed, cannot be read.
@@ -68,6 +73,7 @@ mod events;
 pub mod identity;
 pub mod joiner;
 pub mod reader;
+mod spool;
 mod tailer;
 pub mod timestamp;
 

@@ -69,6 +69,12 @@ impl FileReader {
         &self.file
     }
 
+    /// Continues from `file`, which holds the same bytes at the same offsets
+    /// from the read position on (a spooled copy of a deleted file).
+    pub fn replace_file(&mut self, file: File) {
+        self.file = file;
+    }
+
     /// File offset of the next byte to read.
     pub fn read_pos(&self) -> u64 {
         self.read_pos

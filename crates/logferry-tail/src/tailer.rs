@@ -14,6 +14,7 @@ use crate::events::{LossReason, RotationKind, TailEvents};
 use crate::identity::{dev_ino, fingerprint_matches, read_head};
 use crate::joiner::Joiner;
 use crate::reader::FileReader;
+use crate::spool::{Spool, SpoolMeta};
 use futures::StreamExt;
 use inotify::{EventMask, Inotify, WatchMask, Watches};
 use logferry_core::{
@@ -167,6 +168,11 @@ struct Tracked {
     last_data: Instant,
     deleted_since: Option<Instant>,
     next_seq: u64,
+    /// Bytes of this file's copy in the spool (0: none).
+    spooled: u64,
+    /// Reading starts at or after this offset (a spooled copy's `start`:
+    /// everything before it was acknowledged).
+    min_offset: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -186,6 +192,10 @@ struct Runner {
     mode: RunMode,
     files: HashMap<Key, Tracked>,
     by_path: BTreeMap<PathBuf, Key>,
+    /// Copies of deleted files not yet fully acknowledged.
+    spool: Spool,
+    /// Files and bytes in the spool.
+    spool_usage: (usize, u64),
     /// `.gz` files already examined by [`Runner::consider_gz`], by path (a
     /// new `.gz` often gets the inode of the one kubelet just deleted).
     gz_seen: HashMap<PathBuf, Key>,
@@ -261,7 +271,13 @@ impl Runner {
             }
             SourceMode::Kubernetes { .. } => (None, LogFormat::Cri),
         };
+        let spool = Spool::open(&t.config.data_dir).map_err(|source| Error::DataDir {
+            path: t.config.data_dir.join("spool"),
+            source,
+        })?;
         Ok(Runner {
+            spool,
+            spool_usage: (0, 0),
             cfg: t.config,
             events: t.events,
             store: t.store,
@@ -316,6 +332,7 @@ impl Runner {
             self.watches = Some(s.watches());
             stream = Some(s);
         }
+        self.load_spool();
         self.full_scan();
         self.initial_scan = false;
         if self.mode == RunMode::Once {
@@ -709,8 +726,166 @@ impl Runner {
         }
         t.state = FileState::Deleted;
         t.deleted_since = Some(Instant::now());
+        let key = self.spool_deleted(key);
         self.enqueue(key, true);
         self.enforce_deleted_limits();
+    }
+
+    /// Copies a deleted file's unacknowledged bytes to the spool and reads
+    /// from the copy (see [`crate::spool`]), unless everything is acknowledged,
+    /// kubelet left a `.gz` copy (read back after a restart), or the spool
+    /// would exceed `max_deleted_bytes` (then only the open descriptor holds
+    /// the bytes, as before). Returns the file's key, which is the copy's
+    /// `(dev, ino)` once it reads from the copy.
+    fn spool_deleted(&mut self, key: Key) -> Key {
+        if matches!(self.files[&key].handle, Handle::Unidentified(_)) && !self.identify(key) {
+            return key;
+        }
+        let t = self.files.get_mut(&key).expect("tracked");
+        let (Handle::Reading(r), Some(src)) = (&mut t.handle, &t.source) else {
+            return key;
+        };
+        let size = r.file().metadata().map(|m| m.len()).unwrap_or(0);
+        let start = t.tracker.checkpoint().unwrap_or(0).min(size);
+        if start == size && t.tracker.unacked() == 0 {
+            return key;
+        }
+        let gz = format!("{}.gz", t.path.display());
+        if KubeLogPath::parse(&t.path).is_some() && Path::new(&gz).exists() {
+            return key;
+        }
+        if self.spool_usage.1 + (size - start) > self.cfg.max_deleted_bytes {
+            tracing::warn!(path = %t.path.display(), bytes = size - start, spool_bytes = self.spool_usage.1,
+                "spool full (max_deleted_bytes): a deleted file's unacknowledged bytes are held only by its open descriptor");
+            return key;
+        }
+        let meta = SpoolMeta {
+            version: 0,
+            dev: t.ident.0,
+            ino: t.ident.1,
+            fingerprint: src.file.fingerprint,
+            start,
+            len: size,
+            path: t.path.clone(),
+        };
+        let copy = match self.spool.save(r.file(), meta).and_then(|(copy, bytes)| {
+            let new_key = dev_ino(&copy)?;
+            Ok((copy, bytes, new_key))
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(path = %t.path.display(), error = %e,
+                    "failed to spool a deleted log file; its unacknowledged bytes are held only by its open descriptor");
+                return key;
+            }
+        };
+        let (copy, bytes, new_key) = copy;
+        // The deleted file's descriptor closes here, and its inode may be
+        // handed to the next new file at once: the entry moves to the copy's key.
+        r.replace_file(copy);
+        t.spooled = bytes.max(1);
+        self.spool_usage.0 += 1;
+        self.spool_usage.1 += t.spooled;
+        tracing::debug!(path = %t.path.display(), start, bytes, "spooled a deleted log file's unacknowledged bytes");
+        self.events
+            .spool_changed(self.spool_usage.0, self.spool_usage.1);
+        self.rekey(key, new_key);
+        new_key
+    }
+
+    /// Moves a tracked file from `old` to `new` (its reader now reads the inode `new`).
+    fn rekey(&mut self, old: Key, new: Key) {
+        let Some(mut t) = self.files.remove(&old) else {
+            return;
+        };
+        t.key = new;
+        self.files.insert(new, t);
+        for k in self
+            .by_path
+            .values_mut()
+            .chain(self.by_source.values_mut())
+            .chain(self.urgent.iter_mut())
+            .chain(self.normal.iter_mut())
+            .chain(self.displaced.iter_mut())
+        {
+            if *k == old {
+                *k = new;
+            }
+        }
+        if self.once_keys.remove(&old) {
+            self.once_keys.insert(new);
+        }
+    }
+
+    /// Tracks the copies an earlier run left in the spool: each is read from
+    /// its checkpoint (or its `start`) under the original file's identity.
+    fn load_spool(&mut self) {
+        let now = Instant::now();
+        for sp in self.spool.load() {
+            let m = &sp.meta;
+            let done = self
+                .store
+                .get(m.dev, m.ino, m.fingerprint)
+                .is_some_and(|c| c.offset >= m.len);
+            let key = match dev_ino(&sp.file) {
+                Ok(k) if !done => k,
+                _ => {
+                    self.spool.remove(m.dev, m.ino, m.fingerprint);
+                    continue;
+                }
+            };
+            let spooled = sp
+                .file
+                .metadata()
+                .map(|md| md.blocks() * 512)
+                .unwrap_or(0)
+                .max(1);
+            tracing::info!(path = %m.path.display(), start = m.start, bytes = m.len - m.start,
+                "reading a deleted log file's unacknowledged bytes from the spool");
+            self.spool_usage.0 += 1;
+            self.spool_usage.1 += spooled;
+            self.files.insert(
+                key,
+                Tracked {
+                    key,
+                    ident: (m.dev, m.ino),
+                    path: m.path.clone(),
+                    state: FileState::Deleted,
+                    handle: Handle::Unidentified(sp.file),
+                    source: None,
+                    fingerprint_len: 0,
+                    tracker: AckTracker::new(None),
+                    initial: false,
+                    size_hint: m.len,
+                    queued: false,
+                    check_fingerprint: false,
+                    finalized: false,
+                    last_data: now,
+                    deleted_since: Some(now),
+                    next_seq: 0,
+                    spooled,
+                    min_offset: m.start,
+                },
+            );
+            self.enqueue(key, true);
+        }
+        self.events
+            .spool_changed(self.spool_usage.0, self.spool_usage.1);
+    }
+
+    /// Removes a released file's spooled copy, if it has one.
+    fn unspool(&mut self, t: &Tracked) {
+        if t.spooled == 0 {
+            return;
+        }
+        if let Some(src) = &t.source {
+            self.spool
+                .remove(t.ident.0, t.ident.1, src.file.fingerprint);
+        }
+        self.spool_usage.0 = self.spool_usage.0.saturating_sub(1);
+        self.spool_usage.1 = self.spool_usage.1.saturating_sub(t.spooled);
+        self.events
+            .spool_changed(self.spool_usage.0, self.spool_usage.1);
     }
 
     fn consider(&mut self, path: PathBuf, key: Key, size: u64, rotated_name: bool) {
@@ -777,6 +952,8 @@ impl Runner {
                 last_data: now,
                 deleted_since: None,
                 next_seq: 0,
+                spooled: 0,
+                min_offset: 0,
             },
         );
         self.set_path(path, key);
@@ -882,6 +1059,8 @@ impl Runner {
                 last_data: now,
                 deleted_since: Some(now),
                 next_seq: 0,
+                spooled: 0,
+                min_offset: 0,
             },
         );
         self.enqueue(key, true);
@@ -1102,6 +1281,7 @@ impl Runner {
                 0
             }
         };
+        let offset = offset.max(t.min_offset);
         let Handle::Unidentified(file) = std::mem::replace(
             &mut t.handle,
             Handle::Closed {
@@ -1395,6 +1575,7 @@ impl Runner {
             return;
         }
         let t = self.files.remove(&key).expect("tracked");
+        self.unspool(&t);
         if self.by_path.get(&t.path) == Some(&key) {
             self.by_path.remove(&t.path);
         }
@@ -1470,6 +1651,7 @@ impl Runner {
                 continue;
             }
             let t = self.files.remove(&key).expect("tracked");
+            self.unspool(&t);
             tracing::error!(path = %t.path.display(), bytes = unread, reason = reason.as_label(), "closing deleted log file before it was read to the end; its unread bytes are lost");
             self.events.bytes_lost(unread, reason);
             if self.by_path.get(&t.path) == Some(&key) {

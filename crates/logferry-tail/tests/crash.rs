@@ -307,3 +307,129 @@ fn sigkill_at_random_moments_loses_nothing_and_redelivers_only_after_checkpoints
     }
     println!("{redelivered} re-deliveries after crashes, all at or after the persisted checkpoint");
 }
+
+/// Lines of `out` (records delivered), as `(file identity, start, message)`.
+fn delivered(out: &Path) -> Vec<Rec> {
+    parse_out(&std::fs::read(out).unwrap_or_default())
+}
+
+/// The descriptors of `pid` that point at deleted files.
+fn deleted_fds(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|p| p.display().to_string())
+                .filter(|p| p.ends_with(" (deleted)"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A deleted pod's files are removed while downstream is down (acknowledgements
+/// held), then the collector is SIGKILLed: the unacknowledged lines survive in
+/// the spool and are delivered after the restart, with their original
+/// identity, and the spool is emptied once they are acknowledged.
+#[test]
+fn deleted_unacknowledged_file_survives_sigkill_through_the_spool() {
+    let bin = tail_ack_binary();
+    let node = common::Node::new();
+    let out = node.root.path().join("acked.txt");
+    let mut w = node.writer("short-lived", "task");
+    // About 3 MB: a dozen read rounds, so that checkpoints (which advance per
+    // acknowledged read round) land inside the file.
+    let total = 20_000u64;
+    for seq in 0..total {
+        w.write_line("stdout", message(0, seq).as_bytes()).unwrap();
+    }
+    // Downstream acknowledges the first 5,000 records, then goes down.
+    let mut child = Command::new(&bin)
+        .arg(node.pods())
+        .arg(node.containers())
+        .arg(node.data())
+        .arg(&out)
+        .env("TAIL_ACK_STOP_ON_EOF", "1")
+        .env("TAIL_ACK_HOLD_AFTER", "5000")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn tail_ack");
+    wait_until("every line read", || delivered(&out).len() as u64 == total);
+    let original = delivered(&out)[0].file.clone();
+    // Let the checkpoint of the acknowledged prefix be written (every 50 ms).
+    wait_until("a checkpoint", || {
+        persisted_checkpoints(&node.data())
+            .get(&original)
+            .is_some_and(|&cp| cp > 0)
+    });
+    let checkpoint = persisted_checkpoints(&node.data())[&original];
+    // kubelet's container GC: the pod's files are gone; the unacknowledged
+    // lines now exist only in the collector.
+    w.remove_all().unwrap();
+    let spool = node.data().join("spool");
+    wait_until("the spooled copy", || {
+        std::fs::read_dir(&spool).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        })
+    });
+    // Reading from the copy, the deleted file's descriptor (and disk space) is given back.
+    wait_until("no descriptor of a deleted file", || {
+        deleted_fds(child.id()).is_empty()
+    });
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let boundary = trim_torn_tail(&out);
+    let before = delivered(&out).len();
+
+    // Downstream is back: the restarted collector delivers the rest from the spool.
+    let mut child = spawn(&bin, &node, &out);
+    wait_until("the spooled lines delivered again", || {
+        let got: HashSet<String> = delivered(&out)[before..]
+            .iter()
+            .map(|r| r.message.clone())
+            .collect();
+        (5_000..total).all(|seq| got.contains(&message(0, seq)))
+    });
+    wait_until("the spool emptied", || {
+        std::fs::read_dir(&spool).is_ok_and(|rd| rd.count() == 0)
+    });
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success(), "clean shutdown");
+
+    let all = delivered(&out);
+    let (first_run, after) = all.split_at(before);
+    assert_eq!(std::fs::metadata(&out).unwrap().len() >= boundary, true);
+    let by_start: HashMap<u64, &str> = first_run
+        .iter()
+        .map(|r| (r.start, r.message.as_str()))
+        .collect();
+    for r in after {
+        assert_eq!(
+            r.file, original,
+            "same identity, so the same ids downstream"
+        );
+        assert!(
+            r.start >= checkpoint,
+            "{} before the checkpoint {checkpoint}",
+            r.start
+        );
+        assert_eq!(
+            by_start.get(&r.start),
+            Some(&r.message.as_str()),
+            "same offsets, same record"
+        );
+    }
+    println!(
+        "{} records re-delivered from the spool after the SIGKILL (checkpoint {checkpoint})",
+        after.len()
+    );
+}

@@ -77,6 +77,11 @@ impl TailEvents for DaemonTailEvents {
             .set(i64::try_from(lag_bytes).unwrap_or(i64::MAX));
     }
 
+    fn spool_changed(&self, files: usize, bytes: u64) {
+        self.metrics.tail_spool_files.set(files as i64);
+        self.metrics.tail_spool_bytes.set(bytes as i64);
+    }
+
     fn files_open(&self, open: usize, deleted_open: usize) {
         self.metrics.tail_files_open.set(open as i64);
         self.metrics

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub tail_lost_bytes: IntCounterVec,
     /// Bytes on disk not yet acknowledged by the sink.
     pub tail_checkpoint_lag_bytes: IntGauge,
+    /// Deleted files copied to `data_dir/spool` until acknowledged.
+    pub tail_spool_files: IntGauge,
+    /// Bytes those copies take on disk.
+    pub tail_spool_bytes: IntGauge,
     /// Pods in the metadata store (including deleted ones kept for their files).
     pub kubernetes_pods: IntGauge,
     /// 1 when the pod store is in sync with the API server.
@@ -143,6 +147,16 @@ impl Metrics {
                 &r,
                 "logferry_tail_checkpoint_lag_bytes",
                 "Bytes in log files not yet acknowledged by the sink, summed over files.",
+            ),
+            tail_spool_files: gauge(
+                &r,
+                "logferry_tail_spool_files",
+                "Deleted log files whose unacknowledged bytes are copied to data_dir/spool.",
+            ),
+            tail_spool_bytes: gauge(
+                &r,
+                "logferry_tail_spool_bytes",
+                "Bytes of the copies in data_dir/spool.",
             ),
             kubernetes_pods: gauge(&r, "logferry_kubernetes_pods", "Pods in the metadata store."),
             kubernetes_store_synced: gauge(

@@ -391,6 +391,26 @@ impl Logferry {
     /// container GC runs 0–60 s after a pod's deletion, so in a real node
     /// this window is absent in practice after a fast restart; the test keeps
     /// it out explicitly instead of by luck.
+    /// Paths of the deleted files the running logferry holds open
+    /// (`/proc/<pid>/fd` links ending in ` (deleted)`).
+    fn deleted_files_held(&self) -> Vec<String> {
+        let Some(d) = &self.daemon else {
+            return Vec::new();
+        };
+        std::fs::read_dir(format!("/proc/{}/fd", d.child.id()))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .filter_map(|p| {
+                        p.to_string_lossy()
+                            .strip_suffix(" (deleted)")
+                            .map(str::to_owned)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn kubelet_may_gc(&self) -> bool {
         self.ready_at
             .is_some_and(|t| t.elapsed() >= SETTLE_AFTER_START)
@@ -462,12 +482,6 @@ impl Shipped {
                 self.seqs.entry(key.to_owned()).or_default().insert(seq);
             }
         }
-    }
-
-    fn holds(&self, key: &str, seqs: &std::ops::Range<usize>) -> bool {
-        self.seqs
-            .get(key)
-            .is_some_and(|s| seqs.clone().all(|q| s.contains(&q)))
     }
 }
 
@@ -832,34 +846,36 @@ shutdown:
     let mut rotations = 0u64;
     let mut last_rotate_check = Instant::now();
     let mut deferred_removals = 0u64;
-    // Lines whose only copy the kubelet stand-in removed (GC of a deleted
-    // pod's files), as (container index, seq range), until the double holds
-    // them. A SIGKILL while such lines are unshipped loses them by nature:
-    // logferry held them only through an open descriptor (it keeps no spool
-    // of its own; the files are the buffer, SPEC "Bounded memory"), and that
-    // descriptor dies with the process. This happens when Elasticsearch is
-    // down (or slow) at that moment, so a due kill waits until those lines
-    // are shipped; it still happens at once when nothing removed is pending,
-    // including during the outage. (Rotation needs no such care: an unlinked
-    // rotated file leaves its `.gz` copy, which logferry reads after a
-    // restart when its checkpoint says the file was not finished.)
-    let mut unlinked: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+    // Pods whose files the kubelet stand-in removed (GC of a deleted pod's
+    // files), as container indexes, while logferry still holds a descriptor
+    // of one of them. Lines not yet acknowledged are copied to logferry's
+    // spool (data_dir/spool) within milliseconds of the removal and the
+    // descriptor closed; until then the descriptor is their only copy, and
+    // a SIGKILL in that window would lose them by nature. So a due kill waits
+    // for that window to close (the wait is printed: milliseconds), even
+    // during the outage, when those lines are far from shipped. (Rotation needs
+    // no spool: an unlinked rotated file leaves its `.gz` copy, which logferry
+    // reads after a restart when its checkpoint says it was not finished.)
+    let mut unlinked: Vec<usize> = Vec::new();
     let mut shipped = Shipped::default();
     let mut kill_waits: Vec<Duration> = Vec::new();
     let mut unshipped_gz_at_kills = 0usize;
-    let mut last_ship_check = Instant::now() - Duration::from_secs(1);
     let mut kill_due = |lf: &mut Logferry,
                         containers: &[Container],
-                        unlinked: &mut Vec<(usize, std::ops::Range<usize>)>,
+                        unlinked: &mut Vec<usize>,
                         next_kill: &mut usize,
                         now: Duration| {
         if *next_kill >= kill_at.len() || now < kill_at[*next_kill] {
             return;
         }
-        if !unlinked.is_empty() && last_ship_check.elapsed() >= Duration::from_millis(250) {
-            last_ship_check = Instant::now();
-            shipped.update(&es);
-            unlinked.retain(|(idx, seqs)| !shipped.holds(&containers[*idx].key(), seqs));
+        if !unlinked.is_empty() {
+            let held = lf.deleted_files_held();
+            unlinked.retain(|idx| {
+                let c = &containers[*idx];
+                let dir = pods_dir.join(format!("{}_{}_{}", c.namespace, c.pod, c.uid));
+                let dir = dir.to_string_lossy().into_owned();
+                held.iter().any(|p| p.starts_with(&dir))
+            });
         }
         if unlinked.is_empty() && lf.ready_at.is_some() {
             let waited = now - kill_at[*next_kill];
@@ -878,7 +894,7 @@ shutdown:
                 })
                 .sum();
             println!(
-                "{:>6.1?} SIGKILL #{} (run {}; waited {:.1?} for removed pods' lines to ship; {in_gz} unshipped lines only in .gz copies)",
+                "{:>6.1?} SIGKILL #{} (run {}; waited {:.1?} for removed pods' files to be spooled or released; {in_gz} unshipped lines only in .gz copies)",
                 now,
                 *next_kill + 1,
                 lf.runs - 1,
@@ -954,7 +970,7 @@ shutdown:
             if s.deleted {
                 if may_gc {
                     c.writer.take().unwrap().remove_all().unwrap();
-                    unlinked.push((s.idx, 0..c.written.len()));
+                    unlinked.push(s.idx);
                     s.removed = true;
                 } else {
                     deferred_removals += 1;
@@ -984,7 +1000,7 @@ shutdown:
             for s in shorts.iter_mut().filter(|s| !s.removed) {
                 let c = &mut containers[s.idx];
                 c.writer.take().unwrap().remove_all().unwrap();
-                unlinked.push((s.idx, 0..c.written.len()));
+                unlinked.push(s.idx);
                 s.removed = true;
             }
         }

@@ -45,6 +45,9 @@ pub struct CountingEvents {
     pub unparsed: AtomicU64,
     pub checkpoints: AtomicU64,
     pub last_open: AtomicU64,
+    /// The last `spool_changed` report: files, bytes.
+    pub spool_files: AtomicU64,
+    pub spool_bytes: AtomicU64,
 }
 
 impl TailEvents for CountingEvents {
@@ -71,6 +74,10 @@ impl TailEvents for CountingEvents {
     }
     fn files_open(&self, open: usize, _deleted: usize) {
         self.last_open.store(open as u64, Ordering::Relaxed);
+    }
+    fn spool_changed(&self, files: usize, bytes: u64) {
+        self.spool_files.store(files as u64, Ordering::Relaxed);
+        self.spool_bytes.store(bytes, Ordering::Relaxed);
     }
     fn checkpoints_written(&self, _: usize, _: u64) {
         self.checkpoints.fetch_add(1, Ordering::Relaxed);

@@ -60,7 +60,7 @@ pub struct Source {
     pub max_open_files: usize,
     /// Deleted-but-unread files held open, at most.
     pub max_deleted_files: usize,
-    /// Unread bytes in held-open deleted files, at most.
+    /// Unread bytes in held-open deleted files, at most; also bounds the spool.
     pub max_deleted_bytes: u64,
 }
 
