@@ -34,7 +34,7 @@ pub struct ContainerMeta {
 /// Taken from the pod annotations that Airflow's `PodGenerator.construct_pod`
 /// writes, falling back to the (sanitised) labels; see
 /// <https://github.com/apache/airflow/blob/main/providers/cncf/kubernetes/src/airflow/providers/cncf/kubernetes/pod_generator.py>.
-#[derive(Clone, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct AirflowTask {
     /// DAG id.
     pub dag_id: String,

@@ -1,5 +1,6 @@
 //! Configuration of the pod store.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The annotation keys Airflow's `PodGenerator.construct_pod` writes on worker pods,
@@ -40,6 +41,11 @@ pub struct KubeConfig {
     /// 5 seconds (kube's default keeps growing during long outages, which delays the
     /// re-list after the API comes back; see `shared/notes/lessons-from-peers.md`).
     pub backoff_max: Duration,
+    /// Where deleted pods' metadata is kept across restarts, one small JSON file per
+    /// pod (see the `tombstones` module): a restarted logferry enriches the late
+    /// lines of a pod deleted before the restart like the first ones. `None` keeps it
+    /// in memory only. Default `None`; the daemon uses `<data_dir>/deleted-pods`.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for KubeConfig {
@@ -57,6 +63,7 @@ impl Default for KubeConfig {
             annotation_allowlist,
             lookup_wait: Duration::from_secs(2),
             backoff_max: Duration::from_secs(5),
+            state_dir: None,
         }
     }
 }

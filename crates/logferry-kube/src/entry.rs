@@ -16,7 +16,7 @@ const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// What the store keeps of one pod version: the fields logferry enriches records with,
 /// nothing else, in boxed strings and slices without spare capacity. Built once per pod
 /// version (watch event) from the full object, which is dropped right after.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PodInfo {
     pub namespace: Box<str>,
     pub name: Box<str>,
@@ -39,7 +39,7 @@ pub(crate) struct PodInfo {
 }
 
 /// One container: name and image from the spec, runtime and id from the status.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ContainerInfo {
     pub name: Box<str>,
     pub image: Option<Box<str>>,

@@ -23,7 +23,9 @@
 //!   any of their files is [pinned](PodStore::pin) and for
 //!   [`KubeConfig::metadata_grace`] after the last [release](PodStore::release) (or
 //!   after deletion when never pinned). A file seen before its pod's `ADDED` event
-//!   waits up to [`KubeConfig::lookup_wait`] for it.
+//!   waits up to [`KubeConfig::lookup_wait`] for it. With [`KubeConfig::state_dir`],
+//!   tombstones are also kept on disk and loaded at start, so lines read after a
+//!   restart from files of a pod deleted before it keep their metadata.
 //! * **Degraded mode.** While the API is unreachable, times out or forbids the watch,
 //!   lookups of unknown pods answer at once with [`Lookup::PathOnly`] and the cause is
 //!   logged once; known pods keep their metadata, and full metadata resumes when a
@@ -54,6 +56,7 @@ mod entry;
 mod error;
 mod events;
 mod store;
+mod tombstones;
 mod watch;
 
 pub use airflow::airflow_task;

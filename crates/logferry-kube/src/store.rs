@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::entry::PodInfo;
+use crate::tombstones::{self, TombstoneOp};
 use crate::{KubeConfig, KubeError, KubeEvents};
 
 /// How many uids of evicted pods are remembered, so that late lookups answer
@@ -145,6 +146,9 @@ pub(crate) struct State {
     unavailable: Option<&'static str>,
     /// Causes already logged during the current outage.
     warned: HashSet<&'static str>,
+    /// Changes to the deleted pods kept on disk, applied after the lock is
+    /// released; `None` without [`KubeConfig::state_dir`].
+    tombstone_ops: Option<Vec<TombstoneOp>>,
 }
 
 /// What changed, for reporting through [`KubeEvents`] after the lock is released.
@@ -169,6 +173,12 @@ impl State {
         self.report(false)
     }
 
+    fn persist(&mut self, op: impl FnOnce() -> TombstoneOp) {
+        if let Some(ops) = &mut self.tombstone_ops {
+            ops.push(op());
+        }
+    }
+
     pub fn pod_apply(&mut self, info: PodInfo) -> Report {
         if let Some(seen) = &mut self.pod_init {
             seen.insert(String::from(&*info.uid));
@@ -179,7 +189,10 @@ impl State {
                     entry.info = info;
                     entry.metas.clear();
                 }
-                entry.deleted_at = None;
+                if entry.deleted_at.take().is_some() {
+                    let uid = String::from(&*entry.info.uid);
+                    self.persist(|| TombstoneOp::Remove(uid));
+                }
                 self.report(false)
             }
             None => {
@@ -207,11 +220,16 @@ impl State {
             deleted_at: None,
             metas: Vec::new(),
         });
+        let changed = entry.info != info || entry.deleted_at.is_none();
         if entry.info != info {
             entry.info = info;
             entry.metas.clear();
         }
         entry.deleted_at.get_or_insert(now);
+        if changed {
+            let info = entry.info.clone();
+            self.persist(|| TombstoneOp::Save(info));
+        }
         self.report(size_changed)
     }
 
@@ -221,6 +239,9 @@ impl State {
         for (uid, entry) in self.pods.iter_mut() {
             if entry.deleted_at.is_none() && !seen.contains(uid) {
                 entry.deleted_at = Some(now);
+                if let Some(ops) = &mut self.tombstone_ops {
+                    ops.push(TombstoneOp::Save(entry.info.clone()));
+                }
             }
         }
         self.pods_synced = true;
@@ -313,6 +334,7 @@ impl State {
                 }
             }
             self.remember_evicted(uid.clone());
+            self.persist(|| TombstoneOp::Remove(uid.clone()));
         }
         let pods = &self.pods;
         self.pins
@@ -483,7 +505,16 @@ impl KubeConfig {
 impl Shared {
     /// Applies `f` to the state under the lock, then reports and wakes waiting lookups.
     pub fn update(&self, f: impl FnOnce(&mut State) -> Report) {
-        let report = f(&mut self.state.lock());
+        let (report, ops) = {
+            let mut state = self.state.lock();
+            let report = f(&mut state);
+            (report, state.tombstone_ops.as_mut().map(std::mem::take))
+        };
+        if let (Some(dir), Some(ops)) = (&self.config.state_dir, ops) {
+            if !ops.is_empty() {
+                tombstones::apply(dir, ops);
+            }
+        }
         if let Some(n) = report.store_size {
             self.events.store_size(n);
         }
@@ -500,12 +531,39 @@ impl PodStore {
         for e in errors {
             tracing::warn!(error = %e, source = %std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default(), "annotation allowlist pattern matched literally");
         }
+        let mut state = State::default();
+        if let (Some(dir), false) = (&config.state_dir, disabled) {
+            match tombstones::load(dir) {
+                Ok(infos) => {
+                    if !infos.is_empty() {
+                        tracing::info!(pods = infos.len(), dir = %dir.display(),
+                            "loaded deleted pods' metadata kept by the previous run");
+                    }
+                    let now = Instant::now();
+                    for info in infos {
+                        state.pods.insert(
+                            String::from(&*info.uid),
+                            Entry {
+                                info,
+                                deleted_at: Some(now),
+                                metas: Vec::new(),
+                            },
+                        );
+                    }
+                    state.tombstone_ops = Some(Vec::new());
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e,
+                        "cannot keep deleted pods' metadata on disk; it lives in memory only");
+                }
+            }
+        }
         PodStore {
             shared: Arc::new(Shared {
                 config,
                 allow,
                 events,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(state),
                 changed: Notify::new(),
                 disabled,
             }),

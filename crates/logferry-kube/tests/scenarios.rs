@@ -1,5 +1,5 @@
-//! The eight scenarios of issue 3, each against the Kubernetes API double over real
-//! HTTP with the real `kube` client.
+//! The scenarios of issue 3, and a restart with kept metadata, each against the
+//! Kubernetes API double over real HTTP with the real `kube` client.
 
 mod common;
 
@@ -686,4 +686,59 @@ async fn s8_airflow_worker_pod_raw_task_fields() {
     );
     assert!(Arc::ptr_eq(&m, &last));
     h.store.release("6f9c2d1e-4b7a-4c3d-9e8f-0a1b2c3d4e5f");
+}
+
+/// 9. A deleted pod's metadata survives a restart of the store (`state_dir`): the
+///    restarted store, whose API no longer knows the pod, still enriches its late
+///    lines, and forgets it (on disk too) once its grace has run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s9_deleted_pod_metadata_survives_a_restart() {
+    let state = tempfile::tempdir().unwrap();
+    let cfg = KubeConfig {
+        metadata_grace: Duration::from_secs(1),
+        state_dir: Some(state.path().join("deleted-pods")),
+        ..config()
+    };
+    let double = double().await;
+    double
+        .create_pod(pod("batch", "task-1", "uid-task-1", NODE))
+        .unwrap();
+    double
+        .create_pod(pod("batch", "live", "uid-live", NODE))
+        .unwrap();
+    let h = start_synced(double, cfg.clone()).await;
+    let late = log_path("batch", "task-1", "uid-task-1", "app");
+    let before = found(h.store.lookup(&late, None).await);
+    h.store.pin("uid-task-1");
+    h.double.delete_pod("batch", "task-1").unwrap();
+    let file = state.path().join("deleted-pods/uid-task-1.json");
+    wait_until("the deleted pod kept on disk", || file.exists()).await;
+    assert!(
+        !state.path().join("deleted-pods/uid-live.json").exists(),
+        "live pods are not written"
+    );
+    // logferry restarts (the old store stops) against an API that has no such pod.
+    h.shutdown.cancel();
+    drop(h);
+    let double = self::double().await;
+    double
+        .create_pod(pod("batch", "live", "uid-live", NODE))
+        .unwrap();
+    let h = start_synced(double, cfg).await;
+    let after = found(h.store.lookup(&late, None).await);
+    assert_eq!(*after, *before, "the same metadata as before the restart");
+    found(
+        h.store
+            .lookup(&log_path("batch", "live", "uid-live", "app"), None)
+            .await,
+    );
+    // Nothing pins it in the new run: evicted after the grace, file removed.
+    eventually("expired after the grace", || async {
+        matches!(
+            h.store.lookup(&late, None).await,
+            Lookup::PathOnly(_, PathOnlyReason::Expired)
+        )
+    })
+    .await;
+    wait_until("file removed on eviction", || !file.exists()).await;
 }

@@ -201,6 +201,7 @@ async fn start_pod_store(
         annotation_allowlist: config.kubernetes.annotation_allowlist.clone(),
         lookup_wait: config.kubernetes.lookup_wait,
         backoff_max: Duration::from_secs(5),
+        state_dir: Some(config.data_dir.join("deleted-pods")),
     };
     if !config.kubernetes.enabled {
         tracing::info!(

@@ -30,18 +30,21 @@
 //! restarting: a rotated file gzipped and unlinked before logferry finished
 //! it is read again from its `.gz` copy after a restart.
 //!
+//! Short-lived pods are also deleted during the outage: their files are
+//! removed while their lines are far from shipped, logferry copies the
+//! unacknowledged bytes to its spool and keeps the pods' metadata in its
+//! data_dir, and the kills during the outage must lose neither.
+//!
 //! Two kinds of loss are inherent to deleting a pod's files and kept out of
 //! the scenario on purpose (the loss is real; a test that provoked it would
 //! only prove physics):
 //! - a deleted pod's file that kubelet removes while logferry is down and has
 //!   not opened it (see `Logferry::kubelet_may_gc`);
-//! - lines of a deleted pod whose files kubelet removed while logferry could
-//!   not ship them (Elasticsearch down) and held them only through an open
-//!   descriptor when it was SIGKILLed: no copy is left anywhere. A due kill
-//!   therefore waits until such lines are shipped (see `unlinked` in the
-//!   test); the wait of each kill is printed. Measured without that wait
-//!   (same seed): exactly the short-lived pods removed during the outage and
-//!   not yet shipped at a kill were missing, and nothing else.
+//! - a SIGKILL within the milliseconds between the removal of a file and
+//!   logferry's spool copy (or release) of it, when its open descriptor is the
+//!   only copy left: a due kill waits until logferry holds no descriptor of a
+//!   removed pod's file (see `unlinked` in the test); the wait of each kill
+//!   is printed.
 
 mod common;
 
@@ -417,18 +420,35 @@ impl Logferry {
     }
 
     /// The last `n` lines of every run's stderr (older runs' tails first).
+    /// Each run's stderr, oldest first.
+    fn stderrs(&self) -> Vec<String> {
+        (0..self.runs)
+            .map(|run| {
+                std::fs::read_dir(self.dir.join(format!("run-{run}")))
+                    .ok()
+                    .and_then(|rd| {
+                        rd.flatten()
+                            .map(|e| e.path())
+                            .find(|p| p.extension().is_some_and(|e| e == "stderr"))
+                    })
+                    .and_then(|f| std::fs::read_to_string(f).ok())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// How often `message` was logged, over all runs.
+    fn log_count(&self, message: &str) -> usize {
+        let needle = format!("\"message\":\"{message}\"");
+        self.stderrs()
+            .iter()
+            .map(|t| t.matches(&needle).count())
+            .sum()
+    }
+
     fn stderr_tail(&self, n: usize) -> String {
         let mut out = String::new();
-        for run in 0..self.runs {
-            let dir = self.dir.join(format!("run-{run}"));
-            let Some(file) = std::fs::read_dir(&dir).ok().and_then(|rd| {
-                rd.flatten()
-                    .map(|e| e.path())
-                    .find(|p| p.extension().is_some_and(|e| e == "stderr"))
-            }) else {
-                continue;
-            };
-            let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for (run, text) in self.stderrs().iter().enumerate() {
             let lines: Vec<&str> = text.lines().collect();
             let keep = if run + 1 == self.runs { n } else { 8 };
             out.push_str(&format!(
@@ -812,22 +832,16 @@ shutdown:
         }
     }
     kill_at.sort();
-    // Short-lived pods start at regular intervals with a random jitter; none
-    // starts from 2.5 s before the outage to 10.5 s into it, so that no removed
-    // pod's lines are unshipped when the early outage kill comes.
+    // Short-lived pods start at regular intervals with a random jitter, also
+    // during the outage: their files are removed while their lines are not
+    // shipped, logferry spools them and keeps the pods' metadata on disk, and
+    // the kill during the outage tests both.
     let short_every = (WRITE_PHASE - Duration::from_secs(6)) / SHORT_PODS as u32;
-    let quiet =
-        (OUTAGE_AT - Duration::from_millis(2_500))..(OUTAGE_AT + Duration::from_millis(10_500));
     let short_start: Vec<Duration> = (0..SHORT_PODS)
         .map(|i| {
-            let t = Duration::from_secs(2)
+            Duration::from_secs(2)
                 + short_every * i as u32
-                + Duration::from_millis(rng.range(0, 1500));
-            if quiet.contains(&t) {
-                quiet.end + (t - quiet.start) / 4
-            } else {
-                t
-            }
+                + Duration::from_millis(rng.range(0, 1500))
         })
         .collect();
     println!("seed {seed:#x}; kills at {kill_at:?}; outage at {OUTAGE_AT:?} for {OUTAGE:?}");
@@ -1070,7 +1084,8 @@ shutdown:
     }
     println!(
         "caught up {caught_up:.1?} after the writers stopped; total {:.1?}; {} documents for {written} lines; \
-         bulk requests {}, items {}, created {}, 409 conflicts {}; long-lived docs {}; short-lived docs {} of which {} ({:.1} %) with full API metadata; logferry runs {}; kills waited {:?}; {} unshipped lines only in .gz copies at kills",
+         bulk requests {}, items {}, created {}, 409 conflicts {}; long-lived docs {}; short-lived docs {} of which {} ({:.1} %) with full API metadata; logferry runs {}; kills waited {:?}; {} unshipped lines only in .gz copies at kills; \
+         after restarts: {} gzipped and {} spooled files read back, deleted pods' metadata loaded {} times",
         t0.elapsed(),
         verdict.documents,
         shipped_stats.bulk_requests,
@@ -1084,6 +1099,9 @@ shutdown:
         lf.runs,
         kill_waits,
         unshipped_gz_at_kills,
+        lf.log_count("reading the unread tail of a rotated file from its gzipped copy"),
+        lf.log_count("reading a deleted log file's unacknowledged bytes from the spool"),
+        lf.log_count("loaded deleted pods' metadata kept by the previous run"),
     );
     let failed = !verdict.complete() || code != Some(0) || short_share < 0.90;
     // LOGFERRY_E2E_KEEP: keep the files (logs, checkpoints, stderr) even on success.
