@@ -38,6 +38,7 @@ const COPY_CHUNK: usize = 256 * 1024;
 /// The sidecar of a spooled file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SpoolMeta {
+    /// [`SPOOL_VERSION`].
     pub version: u32,
     /// Identity of the original file.
     pub dev: u64,
@@ -77,15 +78,30 @@ impl Spool {
         self.dir.join(format!("{dev}-{ino}-{fingerprint:016x}"))
     }
 
-    /// Copies `file` (the deleted original, read through its descriptor) from
-    /// `start` to its end, plus its head, and returns the durable copy opened
-    /// for reading and the bytes copied.
+    /// Copies `file` (the deleted original `(dev, ino, fingerprint)` at `path`,
+    /// read through its descriptor) from `start` to its end, plus its head,
+    /// and returns the durable copy opened for reading and the bytes copied.
     ///
     /// # Errors
     /// I/O errors reading the original or writing the copy (`ENOSPC`…); a
     /// failed copy leaves nothing behind.
-    pub fn save(&self, file: &File, mut meta: SpoolMeta) -> io::Result<(File, u64)> {
-        let base = self.base(meta.dev, meta.ino, meta.fingerprint);
+    pub fn save(
+        &self,
+        file: &File,
+        (dev, ino, fingerprint): (u64, u64, u64),
+        start: u64,
+        path: &Path,
+    ) -> io::Result<(File, u64)> {
+        let mut meta = SpoolMeta {
+            version: SPOOL_VERSION,
+            dev,
+            ino,
+            fingerprint,
+            start,
+            len: 0,
+            path: path.to_owned(),
+        };
+        let base = self.base(dev, ino, fingerprint);
         let (data, side) = (base.with_extension("log"), base.with_extension("json"));
         let (data_tmp, side_tmp) = (
             base.with_extension("log.tmp"),
@@ -115,7 +131,6 @@ impl Spool {
             }
             out.sync_all()?;
             meta.len = copied_to;
-            meta.version = SPOOL_VERSION;
             let mut side_file = File::create(&side_tmp)?;
             serde_json::to_writer(&mut side_file, &meta).map_err(io::Error::other)?;
             side_file.sync_all()?;
@@ -210,18 +225,6 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn meta(start: u64, path: &str) -> SpoolMeta {
-        SpoolMeta {
-            version: 0,
-            dev: 1,
-            ino: 2,
-            fingerprint: 0xabc,
-            start,
-            len: 0,
-            path: PathBuf::from(path),
-        }
-    }
-
     #[test]
     fn copy_keeps_offsets_head_and_tail_and_survives_a_reload() {
         let dir = tempfile::tempdir().unwrap();
@@ -231,7 +234,9 @@ mod tests {
         File::create(&orig).unwrap().write_all(&content).unwrap();
         let src = File::open(&orig).unwrap();
         fs::remove_file(&orig).unwrap();
-        let (copy, bytes) = spool.save(&src, meta(60_000, "/p/0.log")).unwrap();
+        let (copy, bytes) = spool
+            .save(&src, (1, 2, 0xabc), 60_000, Path::new("/p/0.log"))
+            .unwrap();
         assert_eq!(bytes, HEAD_BYTES as u64 + 40_000);
         let mut got = vec![0u8; content.len()];
         copy.read_exact_at(&mut got, 0).unwrap();

@@ -14,7 +14,7 @@ use crate::events::{LossReason, RotationKind, TailEvents};
 use crate::identity::{dev_ino, fingerprint_matches, read_head};
 use crate::joiner::Joiner;
 use crate::reader::FileReader;
-use crate::spool::{Spool, SpoolMeta};
+use crate::spool::{Spool, Spooled};
 use futures::StreamExt;
 use inotify::{EventMask, Inotify, WatchMask, Watches};
 use logferry_core::{
@@ -168,11 +168,38 @@ struct Tracked {
     last_data: Instant,
     deleted_since: Option<Instant>,
     next_seq: u64,
-    /// Bytes of this file's copy in the spool (0: none).
-    spooled: u64,
+    /// This file's copy in the spool: (fingerprint, bytes on disk).
+    spooled: Option<(u64, u64)>,
     /// Reading starts at or after this offset (a spooled copy's `start`:
     /// everything before it was acknowledged).
     min_offset: u64,
+}
+
+impl Tracked {
+    /// A file opened at `key`, not identified yet, known as `ident`.
+    fn new(key: Key, ident: Key, path: PathBuf, state: FileState, file: File) -> Tracked {
+        let now = Instant::now();
+        Tracked {
+            key,
+            ident,
+            path,
+            state,
+            handle: Handle::Unidentified(file),
+            source: None,
+            fingerprint_len: 0,
+            tracker: AckTracker::new(None),
+            initial: false,
+            size_hint: 0,
+            queued: false,
+            check_fingerprint: false,
+            finalized: false,
+            last_data: now,
+            deleted_since: (state == FileState::Deleted).then_some(now),
+            next_seq: 0,
+            spooled: None,
+            min_offset: 0,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -759,19 +786,17 @@ impl Runner {
                 "spool full (max_deleted_bytes): a deleted file's unacknowledged bytes are held only by its open descriptor");
             return key;
         }
-        let meta = SpoolMeta {
-            version: 0,
-            dev: t.ident.0,
-            ino: t.ident.1,
-            fingerprint: src.file.fingerprint,
-            start,
-            len: size,
-            path: t.path.clone(),
-        };
-        let copy = match self.spool.save(r.file(), meta).and_then(|(copy, bytes)| {
-            let new_key = dev_ino(&copy)?;
-            Ok((copy, bytes, new_key))
-        }) {
+        let fingerprint = src.file.fingerprint;
+        let saved = self
+            .spool
+            .save(
+                r.file(),
+                (t.ident.0, t.ident.1, fingerprint),
+                start,
+                &t.path,
+            )
+            .and_then(|(copy, bytes)| Ok((dev_ino(&copy)?, copy, bytes)));
+        let (new_key, copy, bytes) = match saved {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(path = %t.path.display(), error = %e,
@@ -779,13 +804,12 @@ impl Runner {
                 return key;
             }
         };
-        let (copy, bytes, new_key) = copy;
         // The deleted file's descriptor closes here, and its inode may be
         // handed to the next new file at once: the entry moves to the copy's key.
         r.replace_file(copy);
-        t.spooled = bytes.max(1);
+        t.spooled = Some((fingerprint, bytes));
         self.spool_usage.0 += 1;
-        self.spool_usage.1 += t.spooled;
+        self.spool_usage.1 += bytes;
         tracing::debug!(path = %t.path.display(), start, bytes, "spooled a deleted log file's unacknowledged bytes");
         self.events
             .spool_changed(self.spool_usage.0, self.spool_usage.1);
@@ -820,53 +844,28 @@ impl Runner {
     /// Tracks the copies an earlier run left in the spool: each is read from
     /// its checkpoint (or its `start`) under the original file's identity.
     fn load_spool(&mut self) {
-        let now = Instant::now();
-        for sp in self.spool.load() {
-            let m = &sp.meta;
+        for Spooled { meta: m, file } in self.spool.load() {
             let done = self
                 .store
                 .get(m.dev, m.ino, m.fingerprint)
                 .is_some_and(|c| c.offset >= m.len);
-            let key = match dev_ino(&sp.file) {
+            let key = match dev_ino(&file) {
                 Ok(k) if !done => k,
                 _ => {
                     self.spool.remove(m.dev, m.ino, m.fingerprint);
                     continue;
                 }
             };
-            let spooled = sp
-                .file
-                .metadata()
-                .map(|md| md.blocks() * 512)
-                .unwrap_or(0)
-                .max(1);
+            let bytes = file.metadata().map(|md| md.blocks() * 512).unwrap_or(0);
             tracing::info!(path = %m.path.display(), start = m.start, bytes = m.len - m.start,
                 "reading a deleted log file's unacknowledged bytes from the spool");
             self.spool_usage.0 += 1;
-            self.spool_usage.1 += spooled;
-            self.files.insert(
-                key,
-                Tracked {
-                    key,
-                    ident: (m.dev, m.ino),
-                    path: m.path.clone(),
-                    state: FileState::Deleted,
-                    handle: Handle::Unidentified(sp.file),
-                    source: None,
-                    fingerprint_len: 0,
-                    tracker: AckTracker::new(None),
-                    initial: false,
-                    size_hint: m.len,
-                    queued: false,
-                    check_fingerprint: false,
-                    finalized: false,
-                    last_data: now,
-                    deleted_since: Some(now),
-                    next_seq: 0,
-                    spooled,
-                    min_offset: m.start,
-                },
-            );
+            self.spool_usage.1 += bytes;
+            let mut t = Tracked::new(key, (m.dev, m.ino), m.path, FileState::Deleted, file);
+            t.size_hint = m.len;
+            t.spooled = Some((m.fingerprint, bytes));
+            t.min_offset = m.start;
+            self.files.insert(key, t);
             self.enqueue(key, true);
         }
         self.events
@@ -875,15 +874,12 @@ impl Runner {
 
     /// Removes a released file's spooled copy, if it has one.
     fn unspool(&mut self, t: &Tracked) {
-        if t.spooled == 0 {
+        let Some((fingerprint, bytes)) = t.spooled else {
             return;
-        }
-        if let Some(src) = &t.source {
-            self.spool
-                .remove(t.ident.0, t.ident.1, src.file.fingerprint);
-        }
+        };
+        self.spool.remove(t.ident.0, t.ident.1, fingerprint);
         self.spool_usage.0 = self.spool_usage.0.saturating_sub(1);
-        self.spool_usage.1 = self.spool_usage.1.saturating_sub(t.spooled);
+        self.spool_usage.1 = self.spool_usage.1.saturating_sub(bytes);
         self.events
             .spool_changed(self.spool_usage.0, self.spool_usage.1);
     }
@@ -928,34 +924,14 @@ impl Runner {
             _ => return, // replaced between stat and open; the next event or scan sees it
         }
         self.finished.remove(&key);
-        let now = Instant::now();
-        self.files.insert(
-            key,
-            Tracked {
-                key,
-                ident: key,
-                path: path.clone(),
-                state: if rotated_name {
-                    FileState::Rotated
-                } else {
-                    FileState::Active
-                },
-                handle: Handle::Unidentified(file),
-                source: None,
-                fingerprint_len: 0,
-                tracker: AckTracker::new(None),
-                initial: self.initial_scan,
-                size_hint: 0,
-                queued: false,
-                check_fingerprint: false,
-                finalized: false,
-                last_data: now,
-                deleted_since: None,
-                next_seq: 0,
-                spooled: 0,
-                min_offset: 0,
-            },
-        );
+        let state = if rotated_name {
+            FileState::Rotated
+        } else {
+            FileState::Active
+        };
+        let mut t = Tracked::new(key, key, path.clone(), state, file);
+        t.initial = self.initial_scan;
+        self.files.insert(key, t);
         self.set_path(path, key);
         self.enqueue(key, rotated_name);
         self.enforce_open_limit(Some(key));
@@ -1039,30 +1015,10 @@ impl Runner {
         let Ok(key) = dev_ino(&file) else { return };
         tracing::info!(path = %path.display(), offset = entry.offset, bytes = len - entry.offset,
             "reading the unread tail of a rotated file from its gzipped copy");
-        let now = Instant::now();
-        self.files.insert(
-            key,
-            Tracked {
-                key,
-                ident,
-                path: path.to_owned(),
-                state: FileState::Deleted,
-                handle: Handle::Unidentified(file),
-                source: None,
-                fingerprint_len: 0,
-                tracker: AckTracker::new(None),
-                initial: true,
-                size_hint: len,
-                queued: false,
-                check_fingerprint: false,
-                finalized: false,
-                last_data: now,
-                deleted_since: Some(now),
-                next_seq: 0,
-                spooled: 0,
-                min_offset: 0,
-            },
-        );
+        let mut t = Tracked::new(key, ident, path.to_owned(), FileState::Deleted, file);
+        t.initial = true;
+        t.size_hint = len;
+        self.files.insert(key, t);
         self.enqueue(key, true);
     }
 
