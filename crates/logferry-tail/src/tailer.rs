@@ -741,11 +741,10 @@ impl Runner {
             return;
         }
         if let Handle::Closed { offset, .. } = t.handle {
-            // Closed for the fd limit and gone: nothing left to read.
+            // Closed for the fd limit and gone: nothing left to read. Its inode
+            // is free and may go to a new file at once, so the entry goes now.
             tracing::error!(path = %t.path.display(), offset, "log file deleted while closed for the open-file limit; its unread tail (if any) is lost");
-            t.finalized = true;
-            t.state = FileState::Deleted;
-            self.maybe_release(key);
+            self.forget_deleted(key);
             return;
         }
         if t.state == FileState::Active {
@@ -1606,21 +1605,31 @@ impl Runner {
                 self.maybe_release(key);
                 continue;
             }
-            let t = self.files.remove(&key).expect("tracked");
-            self.unspool(&t);
-            tracing::error!(path = %t.path.display(), bytes = unread, reason = reason.as_label(), "closing deleted log file before it was read to the end; its unread bytes are lost");
+            let path = &self.files[&key].path;
+            tracing::error!(path = %path.display(), bytes = unread, reason = reason.as_label(), "closing deleted log file before it was read to the end; its unread bytes are lost");
             self.events.bytes_lost(unread, reason);
-            if self.by_path.get(&t.path) == Some(&key) {
-                self.by_path.remove(&t.path);
-            }
-            if let Some(src) = &t.source {
-                self.by_source.remove(&src.id);
-                self.store
-                    .remove(t.ident.0, t.ident.1, src.file.fingerprint);
-                if t.tracker.unacked() > 0 {
-                    self.retired.insert(src.id, t.tracker);
-                }
-                self.events.file_released(src);
+            self.forget_deleted(key);
+        }
+    }
+
+    /// Drops a deleted file that will not be read any further: its
+    /// checkpoint and spooled copy go, and batches still in flight are
+    /// acknowledged into `retired`.
+    fn forget_deleted(&mut self, key: Key) {
+        let Some(t) = self.files.remove(&key) else {
+            return;
+        };
+        self.unspool(&t);
+        if self.by_path.get(&t.path) == Some(&key) {
+            self.by_path.remove(&t.path);
+        }
+        if let Some(src) = &t.source {
+            self.by_source.remove(&src.id);
+            self.store
+                .remove(t.ident.0, t.ident.1, src.file.fingerprint);
+            self.events.file_released(src);
+            if t.tracker.unacked() > 0 {
+                self.retired.insert(src.id, t.tracker);
             }
         }
     }
