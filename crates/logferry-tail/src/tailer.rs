@@ -1669,6 +1669,7 @@ impl Runner {
         self.polls = self.polls.wrapping_add(1);
         let poll_idle = self.polls % IDLE_POLL_EVERY == 0;
         let mut to_queue = Vec::new();
+        let mut to_identify = Vec::new();
         let mut to_delete = Vec::new();
         let mut to_reopen = Vec::new();
         let mut to_find = Vec::new();
@@ -1695,7 +1696,7 @@ impl Runner {
                         to_delete.push(t.key);
                     }
                     if m.len() > 0 {
-                        to_queue.push(t.key);
+                        to_identify.push(t.key);
                     }
                 }
                 Handle::Closed { offset, .. } => match std::fs::metadata(&t.path) {
@@ -1707,6 +1708,13 @@ impl Runner {
                     _ => to_find.push(t.key),
                 },
             }
+        }
+        // Identified now, not when reading gets to them (which waits while
+        // downstream is slow): their checkpoint entry is then written within
+        // a second, so that a `.gz` copy can be matched after a restart.
+        for key in to_identify {
+            self.identify(key);
+            self.enqueue(key, false);
         }
         for key in to_delete {
             self.mark_deleted(key);

@@ -749,3 +749,52 @@ async fn deleted_unacknowledged_file_is_read_from_the_spool_and_its_inode_can_be
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
     assert_eq!(ev.lost_bytes.load(Ordering::Relaxed), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_seen_while_downstream_stalls_is_read_from_its_gz_copy_after_a_restart() {
+    use std::sync::atomic::Ordering;
+    let node = Node::new();
+    // Enough lines to fill the pipeline while the consumer stalls.
+    let mut busy = node.writer("busy", "c");
+    for i in 0..5_000 {
+        busy.write_line(
+            "stdout",
+            format!("busy {i:05} {}", "x".repeat(100)).as_bytes(),
+        )
+        .unwrap();
+    }
+    let mut config = node.config();
+    config.batch_max_records = 10;
+    let run = Running::start(config.clone(), RunMode::Follow, 1);
+    run.paused.store(true, Ordering::Relaxed);
+    // A new file appears while nothing can be read: logferry knows it only
+    // through discovery, not through reading.
+    let mut a = node.writer("a", "c");
+    for i in 0..50 {
+        a.write_line("stdout", format!("a {i:03}").as_bytes())
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let (_, before, _) = run.finish().await;
+    assert!(
+        before.iter().all(|(s, _)| !s.path.starts_with(a.dir())),
+        "a was not read in the first run"
+    );
+    // While logferry is down, kubelet rotates a twice: its only copy is a .gz.
+    a.rotate().unwrap();
+    a.write_line("stdout", b"a in the second file").unwrap();
+    a.rotate().unwrap();
+    let (_, recs, _) = Running::start(config, RunMode::Once, 16)
+        .finish_once()
+        .await;
+    let mut from_a: Vec<String> = recs
+        .iter()
+        .filter(|(s, _)| s.path.starts_with(a.dir()))
+        .map(|(_, r)| String::from_utf8_lossy(&r.message).into_owned())
+        .collect();
+    from_a.sort();
+    let mut want: Vec<String> = (0..50).map(|i| format!("a {i:03}")).collect();
+    want.push("a in the second file".into());
+    want.sort();
+    assert_eq!(from_a, want);
+}
