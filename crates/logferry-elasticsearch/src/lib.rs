@@ -27,6 +27,10 @@
 //!   Endpoints are used round-robin and a failing one is cooled down.
 //! * **Start**: `GET /` until it answers (loud errors, never gives up), then
 //!   optionally the index templates ([`template`]).
+//! * **TLS**: `https://` endpoints with a custom CA, no verification, or a
+//!   client certificate ([`TlsConfig`]); tested end to end (handshakes and
+//!   refusals) against the Elasticsearch double serving HTTPS in
+//!   `tests/tls.rs`.
 //!
 //! ## Guarantees
 //!

@@ -9,6 +9,9 @@
 //! * [`kubernetes`]: an HTTP server that speaks the Kubernetes list/watch
 //!   protocol for pods and namespaces, with fault injection. A *double*, not an
 //!   API server.
+//! * [`tls`]: a test PKI generated at run time (CA, server and client
+//!   certificates, an unrelated CA) for TLS and mutual TLS against the
+//!   Elasticsearch double.
 //! * [`writer`]: a container-runtime stand-in that writes CRI-framed lines into a
 //!   kubelet-style log tree and rotates them the way kubelet does.
 //!
@@ -18,5 +21,7 @@
 pub mod elasticsearch;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
+#[cfg(feature = "elasticsearch")]
+pub mod tls;
 #[cfg(feature = "writer")]
 pub mod writer;

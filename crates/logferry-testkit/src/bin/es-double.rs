@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         listen: args.listen,
         seed: args.seed,
         faults,
+        ..EsDoubleConfig::default()
     })
     .await
     .with_context(|| format!("cannot listen on {}", args.listen))?;

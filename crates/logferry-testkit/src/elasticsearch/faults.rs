@@ -150,6 +150,7 @@ pub(crate) struct Counters {
     pub body_bytes: AtomicU64,
     pub decoded_bytes: AtomicU64,
     pub searches: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
 }
 
 /// A snapshot of the double's counters.
@@ -186,6 +187,10 @@ pub struct Stats {
     pub decoded_bytes: u64,
     /// `_search` and `_count` requests.
     pub searches: u64,
+    /// Connections dropped because the TLS handshake failed (with
+    /// [`EsDoubleConfig::tls`](super::EsDoubleConfig::tls) only).
+    #[serde(default)]
+    pub tls_handshake_failures: u64,
 }
 
 impl Counters {
@@ -207,6 +212,7 @@ impl Counters {
             body_bytes: g(&self.body_bytes),
             decoded_bytes: g(&self.decoded_bytes),
             searches: g(&self.searches),
+            tls_handshake_failures: g(&self.tls_handshake_failures),
         }
     }
 
@@ -227,6 +233,7 @@ impl Counters {
             &self.body_bytes,
             &self.decoded_bytes,
             &self.searches,
+            &self.tls_handshake_failures,
         ] {
             a.store(0, Ordering::Relaxed);
         }

@@ -39,6 +39,20 @@
 //! for a while (connection refused), then listens again on the same port. All
 //! random choices come from one RNG seeded by [`EsDoubleConfig::seed`].
 //!
+//! # TLS
+//!
+//! With [`EsDoubleConfig::tls`] set ([`EsDoubleTls`]: a PEM certificate chain
+//! and key, e.g. from [`TestPki`](crate::tls::TestPki)) the double speaks
+//! HTTPS (TLS 1.2 and 1.3, [rustls](https://docs.rs/rustls) with the `ring`
+//! provider, ALPN `http/1.1`) and [`EsDouble::url`] is
+//! `https://localhost:<port>`. With [`EsDoubleTls::client_ca_pem`] set it
+//! requires a client certificate signed by that CA (mutual TLS) and refuses
+//! the handshake otherwise. A failed handshake drops the connection (logged at
+//! debug), is counted in [`Stats::tls_handshake_failures`] and its reason kept
+//! in [`EsDouble::tls_errors`]. Everything else (bulk, faults, outages) is the
+//! same over TLS. This is a test double: its certificates come from a
+//! throw-away test PKI, and nothing here is meant to protect anything.
+//!
 //! # Control API (for other processes, same port)
 //!
 //! | Request | Effect |
@@ -90,10 +104,17 @@ use store::{index_name_problem, parse_bulk, write_item, ItemOutcome, Op, Store, 
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// Most recorded requests kept (oldest dropped first).
 const MAX_RECORDED_REQUESTS: usize = 10_000;
+
+/// Most TLS handshake errors kept (oldest dropped first).
+const MAX_TLS_ERRORS: usize = 100;
+
+/// Longest a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to start the double.
 #[derive(Clone, Debug)]
@@ -104,6 +125,83 @@ pub struct EsDoubleConfig {
     pub seed: u64,
     /// Faults from the start.
     pub faults: FaultConfig,
+    /// Serve HTTPS instead of plain HTTP (default `None`: plain HTTP).
+    pub tls: Option<EsDoubleTls>,
+}
+
+/// The double's server-side TLS settings, all PEM text
+/// ([RFC 7468](https://www.rfc-editor.org/rfc/rfc7468)).
+/// [`TestPki::server_tls`](crate::tls::TestPki::server_tls) and
+/// [`TestPki::mutual_tls`](crate::tls::TestPki::mutual_tls) make them.
+#[derive(Clone)]
+pub struct EsDoubleTls {
+    /// The server certificate first, then any intermediates. It must be valid
+    /// for `localhost`, the host name of [`EsDouble::url`].
+    pub cert_chain_pem: String,
+    /// The server certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: String,
+    /// When set, clients must present a certificate signed by one of these CA
+    /// certificates (mutual TLS); when `None`, no client certificate is asked for.
+    pub client_ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for EsDoubleTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EsDoubleTls")
+            .field("mutual", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EsDoubleTls {
+    /// Builds the rustls acceptor.
+    fn acceptor(&self) -> std::io::Result<TlsAcceptor> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let invalid = |what: &str, e: &dyn std::fmt::Display| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("invalid TLS {what} for the Elasticsearch double: {e}"),
+            )
+        };
+        let certs = |pem: &str, what: &str| -> std::io::Result<Vec<CertificateDer<'static>>> {
+            let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid(what, &e))?;
+            if certs.is_empty() {
+                return Err(invalid(what, &"no PEM certificate found"));
+            }
+            Ok(certs)
+        };
+        let chain = certs(&self.cert_chain_pem, "certificate chain")?;
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .map_err(|e| invalid("private key", &e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid("protocol versions", &e))?;
+        let builder = match &self.client_ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(pem) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in certs(pem, "client CA")? {
+                    roots.add(cert).map_err(|e| invalid("client CA", &e))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| invalid("client CA", &e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| invalid("certificate or key", &e))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
 }
 
 impl Default for EsDoubleConfig {
@@ -112,6 +210,7 @@ impl Default for EsDoubleConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             seed: 0,
             faults: FaultConfig::default(),
+            tls: None,
         }
     }
 }
@@ -159,11 +258,13 @@ struct State {
     faults: Faults,
     counters: Counters,
     requests: Mutex<VecDeque<RecordedRequest>>,
+    tls_errors: Mutex<VecDeque<String>>,
 }
 
 /// A running Elasticsearch double. Stops when dropped.
 pub struct EsDouble {
     addr: SocketAddr,
+    tls: bool,
     state: Arc<State>,
     shutdown: CancellationToken,
     server: Option<JoinHandle<()>>,
@@ -191,8 +292,11 @@ impl EsDouble {
     ///
     /// # Errors
     ///
-    /// When the socket cannot be bound.
+    /// When the socket cannot be bound, or (`InvalidInput`) when
+    /// [`EsDoubleConfig::tls`] holds an unusable certificate, key or client CA.
     pub async fn start_with(config: EsDoubleConfig) -> std::io::Result<EsDouble> {
+        let acceptor = config.tls.as_ref().map(EsDoubleTls::acceptor).transpose()?;
+        let tls = acceptor.is_some();
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -200,11 +304,19 @@ impl EsDouble {
             faults: Faults::new(config.faults, config.seed),
             counters: Counters::default(),
             requests: Mutex::new(VecDeque::new()),
+            tls_errors: Mutex::new(VecDeque::new()),
         });
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, addr, state.clone(), shutdown.clone()));
+        let server = tokio::spawn(serve(
+            listener,
+            addr,
+            acceptor,
+            state.clone(),
+            shutdown.clone(),
+        ));
         Ok(EsDouble {
             addr,
+            tls,
             state,
             shutdown,
             server: Some(server),
@@ -216,9 +328,20 @@ impl EsDouble {
         self.addr
     }
 
-    /// `http://<addr>`.
+    /// `http://<addr>`, or with TLS `https://localhost:<port>` (the name in
+    /// the test server certificate).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.tls {
+            format!("https://localhost:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
+    }
+
+    /// Why the last failed TLS handshakes failed (rustls' error text, e.g.
+    /// `peer sent no certificates`), oldest first, at most 100.
+    pub fn tls_errors(&self) -> Vec<String> {
+        self.state.tls_errors.lock().iter().cloned().collect()
     }
 
     /// The fault handle (clone it to change faults from another task).
@@ -328,12 +451,14 @@ fn reset(state: &State) {
     *state.store.lock() = Store::default();
     state.counters.reset();
     state.requests.lock().clear();
+    state.tls_errors.lock().clear();
     state.faults.clear();
 }
 
 async fn serve(
     listener: TcpListener,
     addr: SocketAddr,
+    acceptor: Option<TlsAcceptor>,
     state: Arc<State>,
     shutdown: CancellationToken,
 ) {
@@ -377,16 +502,60 @@ async fn serve(
             _ = shutdown.cancelled() => return,
             _ = state.faults.outage.notified() => continue,
             accepted = l.accept() => {
-                if let Ok((stream, _)) = accepted {
+                if let Ok((stream, peer)) = accepted {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(connection(stream, state.clone(), conns.clone()));
+                    match &acceptor {
+                        None => {
+                            tokio::spawn(connection(stream, state.clone(), conns.clone()));
+                        }
+                        Some(acceptor) => {
+                            tokio::spawn(tls_connection(
+                                acceptor.clone(),
+                                stream,
+                                peer,
+                                state.clone(),
+                                conns.clone(),
+                            ));
+                        }
+                    }
                 }
             }
         }
     }
 }
 
-async fn connection(stream: tokio::net::TcpStream, state: Arc<State>, kill: CancellationToken) {
+/// Completes the TLS handshake, then serves HTTP over it; a failed handshake
+/// drops the connection.
+async fn tls_connection(
+    acceptor: TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    state: Arc<State>,
+    kill: CancellationToken,
+) {
+    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    let result = tokio::select! {
+        r = handshake => r,
+        _ = kill.cancelled() => return,
+    };
+    let error = match result {
+        Ok(Ok(tls)) => return connection(tls, state, kill).await,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no handshake within {TLS_HANDSHAKE_TIMEOUT:?}"),
+    };
+    tracing::debug!(%peer, %error, "TLS handshake failed; dropping the connection");
+    add(&state.counters.tls_handshake_failures, 1);
+    let mut errors = state.tls_errors.lock();
+    if errors.len() >= MAX_TLS_ERRORS {
+        errors.pop_front();
+    }
+    errors.push_back(error);
+}
+
+async fn connection<S>(stream: S, state: Arc<State>, kill: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let dropper = Arc::new(Notify::new());
     let d = dropper.clone();
     let service = service_fn(move |req| {
