@@ -322,3 +322,82 @@ async fn mutual_tls_refuses_a_client_certificate_from_another_ca() {
         "{errors:?}"
     );
 }
+
+/// Faults and an outage (socket closed, then listening again on the same
+/// port) behave over mutual TLS as over plain HTTP: every record stored once,
+/// every batch acknowledged once; reconnections after dropped connections and
+/// after the outage make new handshakes, none of which fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_survives_faults_and_an_outage() {
+    const TOTAL: usize = 20_000;
+    let p = pki();
+    let double = Arc::new(
+        EsDouble::start_with(EsDoubleConfig {
+            seed: 7,
+            faults: logferry_testkit::elasticsearch::FaultConfig {
+                item_error_rate: 0.10,
+                item_error_statuses: vec![429, 503],
+                request_error_rate: 0.05,
+                drop_connection_rate: 0.05,
+                ..Default::default()
+            },
+            tls: Some(p.pki.mutual_tls()),
+            ..EsDoubleConfig::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let outage = {
+        let double = double.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while double.stats().created < (TOTAL / 2) as u64 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            double.faults().outage(Duration::from_millis(500));
+            double.stats().created
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&double.url(), dir.path());
+    cfg.batch.max_events = 500;
+    cfg.tls = Some(TlsConfig {
+        ca_file: Some(p.files.ca.clone()),
+        cert_file: Some(p.files.client_cert.clone()),
+        key_file: Some(p.files.client_key.clone()),
+        insecure_skip_verify: false,
+    });
+    let sources: Vec<_> = (0..4)
+        .map(|n| source(n, "shop", &format!("web-{n}"), "app"))
+        .collect();
+    let input = batches(&sources, None, TOTAL, 100, |i| format!("faulty tls {i}"));
+    let events = Arc::new(CountingEvents::default());
+    let run = tokio::time::timeout(
+        Duration::from_secs(60),
+        ship(cfg, DocumentOptions::default(), events, input.clone()),
+    )
+    .await
+    .expect("delivered within 60 s");
+    let created_at_outage = outage.await.unwrap();
+    assert!(
+        created_at_outage < TOTAL as u64,
+        "the outage began before the end"
+    );
+
+    run.assert_each_acked_once(&input);
+    let docs = double.documents("logs-test");
+    assert_eq!(docs.len(), TOTAL);
+    let messages: BTreeSet<String> = docs
+        .iter()
+        .map(|d| {
+            let v: serde_json::Value = serde_json::from_slice(&d.source).unwrap();
+            v["message"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(messages.len(), TOTAL);
+    let stats = double.stats();
+    assert!(stats.injected_item_errors > 0, "{stats:?}");
+    assert!(stats.injected_request_errors > 0, "{stats:?}");
+    assert!(stats.dropped_connections > 0, "{stats:?}");
+    assert_eq!(stats.tls_handshake_failures, 0, "{:?}", double.tls_errors());
+}
