@@ -369,7 +369,7 @@ impl Forwarder {
                 }
                 Err(e) => {
                     let delay = backoff.next_delay();
-                    error!(endpoint = %ep.url, error = %e, retry_in = ?delay, "Elasticsearch is unreachable; retrying");
+                    error!(endpoint = %ep.url, error = %error_chain(&e), retry_in = ?delay, "Elasticsearch is unreachable; retrying");
                     self.shared.endpoints.failed(idx);
                     tokio::time::sleep(delay).await;
                 }
@@ -768,7 +768,7 @@ async fn send(shared: &Shared, bulk: &Bulk) -> Sent {
                 endpoint: ep.url.clone(),
                 source: e,
             };
-            warn!(error = %err, cause = ?std::error::Error::source(&err).map(|s| s.to_string()), items = bulk.items.len(), "bulk request failed; retrying");
+            warn!(error = %error_chain(&err), items = bulk.items.len(), "bulk request failed; retrying");
             (outcome, Sent::Failed)
         }
         Ok(resp) => {
@@ -856,4 +856,20 @@ async fn send(shared: &Shared, bulk: &Bulk) -> Sent {
         .events
         .bulk_request(outcome, started.elapsed().as_secs_f64());
     sent
+}
+
+/// `e` and its sources, outermost first, joined by `": "`: the HTTP client's
+/// own message hides the cause (refused connection, unknown CA, timeout…).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        source = s.source();
+    }
+    out
 }

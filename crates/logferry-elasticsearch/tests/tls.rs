@@ -7,9 +7,9 @@
 //! certificate) assert, within a bounded wait, that the double saw failed
 //! handshakes and no HTTP request at all, that nothing was stored or
 //! acknowledged, and that the forwarder reported the cluster as unreachable
-//! (a `tracing` error from its start-up check, which retries forever, the
-//! same as for a cluster that is down; no bulk request is attempted, so the
-//! events trait sees none).
+//! with the TLS cause in the message (a `tracing` error from its start-up
+//! check, which retries forever, the same as for a cluster that is down; no
+//! bulk request is attempted, so the events trait sees none).
 
 mod common;
 
@@ -143,7 +143,7 @@ impl Logs {
 /// Runs the forwarder with `tls` until the double has refused at least three
 /// handshakes (it keeps retrying), then stops it, and asserts that nothing
 /// got through. Returns the TLS errors the double saw.
-async fn assert_refused(double: &EsDouble, tls: TlsConfig) -> Vec<String> {
+async fn assert_refused(double: &EsDouble, tls: TlsConfig, cause: &str) -> Vec<String> {
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -207,6 +207,10 @@ async fn assert_refused(double: &EsDouble, tls: TlsConfig) -> Vec<String> {
         text.contains(&double.url()),
         "the endpoint is named:\n{text}"
     );
+    assert!(
+        text.contains(cause),
+        "the log names the TLS cause ({cause:?}), not only the failed request:\n{text}"
+    );
     errors
 }
 
@@ -239,6 +243,7 @@ async fn refused_when_the_server_is_signed_by_another_ca() {
             ca_file: Some(p.files.other_ca.clone()),
             ..TlsConfig::default()
         },
+        "invalid peer certificate: UnknownIssuer",
     )
     .await;
     // rustls on the client sends `unknown_ca` for a certificate it cannot chain.
@@ -276,6 +281,7 @@ async fn mutual_tls_requires_the_client_certificate() {
             ca_file: Some(p.files.ca.clone()),
             ..TlsConfig::default()
         },
+        "received fatal alert: CertificateRequired",
     )
     .await;
     assert!(
@@ -311,6 +317,7 @@ async fn mutual_tls_refuses_a_client_certificate_from_another_ca() {
             key_file: Some(other_files.client_key.clone()),
             insecure_skip_verify: false,
         },
+        "received fatal alert",
     )
     .await;
     // The double's CA refuses it (same subject name as the other PKI's CA,
