@@ -1638,15 +1638,20 @@ impl Runner {
 
     fn housekeeping(&mut self, poll: bool) {
         let now = Instant::now();
-        let wall = now_nanos();
         let timeout = self.cfg.partial_flush_timeout;
         let mut flushes = Vec::new();
         for t in self.files.values_mut() {
             if let Handle::Reading(r) = &mut t.handle {
+                // Only a quiet file's assembly is flushed: while reading waits
+                // (backpressure) with bytes still unread, its continuation is
+                // most likely among them.
                 if r.decoder
                     .joiner()
                     .next_deadline(timeout)
                     .is_some_and(|d| d <= now)
+                    && r.file()
+                        .metadata()
+                        .map_or(true, |m| m.len() <= r.read_pos())
                 {
                     let mut records = Vec::new();
                     r.decoder.joiner().flush_idle(now, timeout, &mut records);
@@ -1665,7 +1670,6 @@ impl Runner {
         if !poll {
             return;
         }
-        let _ = wall;
         self.polls = self.polls.wrapping_add(1);
         let poll_idle = self.polls % IDLE_POLL_EVERY == 0;
         let mut to_queue = Vec::new();

@@ -798,3 +798,48 @@ async fn file_seen_while_downstream_stalls_is_read_from_its_gz_copy_after_a_rest
     want.sort();
     assert_eq!(from_a, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_line_across_read_rounds_stays_whole_while_reading_waits() {
+    use std::sync::atomic::Ordering;
+    let node = Node::new();
+    let mut w = node.writer("p", "c");
+    // Short lines up to 240,000 bytes, then a 60 KB line in 16 KiB `P`
+    // chunks: the first chunk ends inside the first read round (256 KiB),
+    // the others come after it. Then more lines.
+    let mut n = 0;
+    while std::fs::metadata(w.dir().join("0.log")).unwrap().len() < 240_000 {
+        w.write_line(
+            "stdout",
+            format!("short {n:05} {}", "y".repeat(150)).as_bytes(),
+        )
+        .unwrap();
+        n += 1;
+    }
+    let long: String = (0..60_000)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    w.write_split("stdout", long.as_bytes(), 16 * 1024).unwrap();
+    w.write_line("stdout", b"after").unwrap();
+    let mut config = node.config();
+    config.batch_max_records = 10;
+    let run = Running::start(config.clone(), RunMode::Follow, 1);
+    // Downstream stalls after the first read round, longer than the partial
+    // flush timeout (500 ms): the chunks already read must wait for the rest.
+    run.paused.store(true, Ordering::Relaxed);
+    tokio::time::sleep(config.partial_flush_timeout * 3).await;
+    run.paused.store(false, Ordering::Relaxed);
+    assert!(
+        run.wait_for(WAIT, |r| r.len() == n + 2).await,
+        "{} records",
+        run.records.lock().len()
+    );
+    let (_, recs, _) = run.finish().await;
+    let long_recs: Vec<_> = recs
+        .iter()
+        .filter(|(_, r)| !r.message.starts_with(b"short") && &r.message[..] != b"after")
+        .collect();
+    assert_eq!(long_recs.len(), 1, "one record for the long line");
+    assert_eq!(long_recs[0].1.message, long.as_bytes());
+    assert!(!long_recs[0].1.flags.contains(RecordFlags::INCOMPLETE));
+}
