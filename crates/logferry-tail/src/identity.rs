@@ -46,18 +46,27 @@ pub fn read_head(file: &File, fallback: LogFormat, final_: bool) -> io::Result<O
             Err(e) => return Err(e),
         }
     }
-    let head = &buf[..n];
+    Ok(head_of(&buf[..n], fallback, final_))
+}
+
+/// [`Head`] of a file whose first bytes (at most [`HEAD_BYTES`]) are `head`:
+/// the first line, or all of `head` when it holds no `\n` and is
+/// [`HEAD_BYTES`] long (a longer first line) or `final_`. `None` while the
+/// first line is incomplete. Shared by open files and gzipped copies, so that
+/// both compute the same fingerprint.
+pub fn head_of(head: &[u8], fallback: LogFormat, final_: bool) -> Option<Head> {
+    let n = head.len();
     let line = match memchr::memchr(b'\n', head) {
         Some(i) => &head[..i],
         None if n == HEAD_BYTES || (final_ && n > 0) => head,
-        None => return Ok(None),
+        None => return None,
     };
     let fp_len = (line.len() + 1).min(FileId::FINGERPRINT_MAX_BYTES).min(n);
-    Ok(Some(Head {
+    Some(Head {
         fingerprint: fingerprint(&head[..fp_len]),
         fingerprint_len: fp_len,
         format: detect_format(line, fallback),
-    }))
+    })
 }
 
 /// Re-reads the fingerprinted bytes and tells whether they still hash to `fp`.

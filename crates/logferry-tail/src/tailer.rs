@@ -967,11 +967,12 @@ impl Runner {
                 return;
             }
         };
-        let Some(nl) = memchr::memchr(b'\n', &head) else {
+        // The same rule as for open files (a first line longer than the head
+        // counts with its first bytes).
+        let Some(fp) = crate::identity::head_of(&head, self.fallback, true).map(|h| h.fingerprint)
+        else {
             return;
         };
-        let fp_len = (nl + 1).min(FileId::FINGERPRINT_MAX_BYTES);
-        let fp = crate::identity::fingerprint(&head[..fp_len]);
         let Some(entry) = self.store.iter().find(|e| e.fingerprint == fp).cloned() else {
             return;
         };

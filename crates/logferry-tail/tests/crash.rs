@@ -407,7 +407,7 @@ fn deleted_unacknowledged_file_survives_sigkill_through_the_spool() {
 
     let all = delivered(&out);
     let (first_run, after) = all.split_at(before);
-    assert_eq!(std::fs::metadata(&out).unwrap().len() >= boundary, true);
+    assert!(std::fs::metadata(&out).unwrap().len() >= boundary);
     let by_start: HashMap<u64, &str> = first_run
         .iter()
         .map(|r| (r.start, r.message.as_str()))

@@ -478,8 +478,24 @@ async fn open_file_limit_closes_idle_files_and_reopens_them_by_identity() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_file_gzipped_while_down_is_read_from_its_gz_copy() {
+    gz_read_back(false).await;
+}
+
+/// The same when the file's first line is longer than the 4 KiB head (a
+/// 20 KB line in 16 KiB `P` chunks): its fingerprint covers the head's first
+/// bytes, for the open file and for the `.gz` copy alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gz_copy_of_a_file_with_a_long_first_line_is_read_back() {
+    gz_read_back(true).await;
+}
+
+async fn gz_read_back(long_first_line: bool) {
     let node = Node::new();
     let mut w = node.writer("p", "c");
+    let long = "L".repeat(20_000);
+    if long_first_line {
+        w.write_split("stdout", long.as_bytes(), 16 * 1024).unwrap();
+    }
     for i in 0..50 {
         w.write_line("stdout", format!("line {i:03}").as_bytes())
             .unwrap();
@@ -487,7 +503,7 @@ async fn unfinished_file_gzipped_while_down_is_read_from_its_gz_copy() {
     let (_, first, _) = Running::start(node.config(), RunMode::Once, 16)
         .finish_once()
         .await;
-    assert_eq!(first.len(), 50);
+    assert_eq!(first.len(), 50 + usize::from(long_first_line));
     let original = first[0].0.file;
     // logferry is down: the file grows, is rotated, and at the next rotation
     // kubelet gzips it and unlinks the plain copy.
