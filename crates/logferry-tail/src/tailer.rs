@@ -219,10 +219,9 @@ struct Runner {
     mode: RunMode,
     files: HashMap<Key, Tracked>,
     by_path: BTreeMap<PathBuf, Key>,
-    /// Copies of deleted files not yet fully acknowledged.
+    /// Copies of deleted files not yet fully acknowledged (each tracked
+    /// file knows its copy: [`Tracked::spooled`]).
     spool: Spool,
-    /// Files and bytes in the spool.
-    spool_usage: (usize, u64),
     /// `.gz` files already examined by [`Runner::consider_gz`], by path (a
     /// new `.gz` often gets the inode of the one kubelet just deleted).
     gz_seen: HashMap<PathBuf, Key>,
@@ -304,7 +303,6 @@ impl Runner {
         })?;
         Ok(Runner {
             spool,
-            spool_usage: (0, 0),
             cfg: t.config,
             events: t.events,
             store: t.store,
@@ -767,6 +765,7 @@ impl Runner {
         if matches!(self.files[&key].handle, Handle::Unidentified(_)) && !self.identify(key) {
             return key;
         }
+        let (_, spool_bytes) = self.spool_usage();
         let t = self.files.get_mut(&key).expect("tracked");
         let (Handle::Reading(r), Some(src)) = (&mut t.handle, &t.source) else {
             return key;
@@ -780,8 +779,8 @@ impl Runner {
         if KubeLogPath::parse(&t.path).is_some() && Path::new(&gz).exists() {
             return key;
         }
-        if self.spool_usage.1 + (size - start) > self.cfg.max_deleted_bytes {
-            tracing::warn!(path = %t.path.display(), bytes = size - start, spool_bytes = self.spool_usage.1,
+        if spool_bytes + (size - start) > self.cfg.max_deleted_bytes {
+            tracing::warn!(path = %t.path.display(), bytes = size - start, spool_bytes,
                 "spool full (max_deleted_bytes): a deleted file's unacknowledged bytes are held only by its open descriptor");
             return key;
         }
@@ -807,12 +806,9 @@ impl Runner {
         // handed to the next new file at once: the entry moves to the copy's key.
         r.replace_file(copy);
         t.spooled = Some((fingerprint, bytes));
-        self.spool_usage.0 += 1;
-        self.spool_usage.1 += bytes;
         tracing::debug!(path = %t.path.display(), start, bytes, "spooled a deleted log file's unacknowledged bytes");
-        self.events
-            .spool_changed(self.spool_usage.0, self.spool_usage.1);
         self.rekey(key, new_key);
+        self.report_spool();
         new_key
     }
 
@@ -858,8 +854,6 @@ impl Runner {
             let bytes = file.metadata().map(|md| md.blocks() * 512).unwrap_or(0);
             tracing::info!(path = %m.path.display(), start = m.start, bytes = m.len - m.start,
                 "reading a deleted log file's unacknowledged bytes from the spool");
-            self.spool_usage.0 += 1;
-            self.spool_usage.1 += bytes;
             let mut t = Tracked::new(key, (m.dev, m.ino), m.path, FileState::Deleted, file);
             t.size_hint = m.len;
             t.spooled = Some((m.fingerprint, bytes));
@@ -867,20 +861,43 @@ impl Runner {
             self.files.insert(key, t);
             self.enqueue(key, true);
         }
-        self.events
-            .spool_changed(self.spool_usage.0, self.spool_usage.1);
+        self.report_spool();
+    }
+
+    /// Files and bytes in the spool: the copies of the tracked files.
+    fn spool_usage(&self) -> (usize, u64) {
+        self.files
+            .values()
+            .filter_map(|t| t.spooled)
+            .fold((0, 0), |(n, b), (_, bytes)| (n + 1, b + bytes))
+    }
+
+    fn report_spool(&self) {
+        let (files, bytes) = self.spool_usage();
+        self.events.spool_changed(files, bytes);
+    }
+
+    /// Stops tracking `key`: the entry leaves every index and its spooled
+    /// copy, if any, is removed. The caller settles its checkpoint.
+    fn untrack(&mut self, key: Key) -> Option<Tracked> {
+        let t = self.files.remove(&key)?;
+        self.unspool(&t);
+        if self.by_path.get(&t.path) == Some(&key) {
+            self.by_path.remove(&t.path);
+        }
+        if let Some(src) = &t.source {
+            self.by_source.remove(&src.id);
+        }
+        Some(t)
     }
 
     /// Removes a released file's spooled copy, if it has one.
     fn unspool(&mut self, t: &Tracked) {
-        let Some((fingerprint, bytes)) = t.spooled else {
+        let Some((fingerprint, _)) = t.spooled else {
             return;
         };
         self.spool.remove(t.ident.0, t.ident.1, fingerprint);
-        self.spool_usage.0 = self.spool_usage.0.saturating_sub(1);
-        self.spool_usage.1 = self.spool_usage.1.saturating_sub(bytes);
-        self.events
-            .spool_changed(self.spool_usage.0, self.spool_usage.1);
+        self.report_spool();
     }
 
     fn consider(&mut self, path: PathBuf, key: Key, size: u64, rotated_name: bool) {
@@ -1530,13 +1547,8 @@ impl Runner {
         if !t.finalized || t.tracker.unacked() > 0 {
             return;
         }
-        let t = self.files.remove(&key).expect("tracked");
-        self.unspool(&t);
-        if self.by_path.get(&t.path) == Some(&key) {
-            self.by_path.remove(&t.path);
-        }
+        let t = self.untrack(key).expect("tracked");
         if let Some(src) = &t.source {
-            self.by_source.remove(&src.id);
             if let Some(cp) = t.tracker.checkpoint() {
                 self.store
                     .set(t.ident.0, t.ident.1, src.file.fingerprint, cp, &t.path);
@@ -1617,15 +1629,10 @@ impl Runner {
     /// checkpoint and spooled copy go, and batches still in flight are
     /// acknowledged into `retired`.
     fn forget_deleted(&mut self, key: Key) {
-        let Some(t) = self.files.remove(&key) else {
+        let Some(t) = self.untrack(key) else {
             return;
         };
-        self.unspool(&t);
-        if self.by_path.get(&t.path) == Some(&key) {
-            self.by_path.remove(&t.path);
-        }
         if let Some(src) = &t.source {
-            self.by_source.remove(&src.id);
             self.store
                 .remove(t.ident.0, t.ident.1, src.file.fingerprint);
             self.events.file_released(src);
