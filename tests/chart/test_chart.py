@@ -197,6 +197,7 @@ DS_ONLY_KINDS = {
     "Service",
     "ServiceMonitor",
     "PodMonitor",
+    "NetworkPolicy",
 }
 
 
@@ -524,6 +525,27 @@ def t_stdout_sink(values: Path) -> None:
     check(c["livenessProbe"]["periodSeconds"] == 30, "probe timings from values")
 
 
+def t_network_policy(values: Path) -> None:
+    objs = render(values)
+    v = values_of(values)
+    assert_daemonset(objs, v)
+    _, pod, _, c, _, _ = ds_parts(objs)
+    np = one(objs, "NetworkPolicy")
+    spec = np["spec"]
+    check(spec["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items(),
+          "NetworkPolicy selects the collector pods")
+    check(spec["policyTypes"] == ["Ingress"], f"ingress only: {spec['policyTypes']}")
+    check(len(spec["ingress"]) == 1, f"one ingress rule: {spec['ingress']}")
+    rule = spec["ingress"][0]
+    metrics_port = next(p["containerPort"] for p in c["ports"] if p["name"] == "http-metrics")
+    check(rule["ports"] == [{"protocol": "TCP", "port": metrics_port}],
+          f"only the scrape port is admitted: {rule['ports']}")
+    check(rule["from"] == v["networkPolicy"]["metricsFrom"], f"scrapers from values: {rule.get('from')}")
+    cfg = yaml.safe_load(daemon_config(objs)["data"]["logferry.yaml"])
+    check(not cfg.get("server", {}).get("quitquitquit", False),
+          "the DaemonSet serves no /quitquitquit")
+
+
 ASSERTIONS = {
     "default-values.yaml": t_default,
     "daemonset-disabled-values.yaml": t_daemonset_disabled,
@@ -532,6 +554,7 @@ ASSERTIONS = {
     "es-auth-secrets-values.yaml": t_es_auth_secrets,
     "custom-config-values.yaml": t_custom_config,
     "stdout-sink-values.yaml": t_stdout_sink,
+    "networkpolicy-values.yaml": t_network_policy,
 }
 
 

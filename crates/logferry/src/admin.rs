@@ -1,5 +1,12 @@
-//! The admin HTTP server: `GET /metrics`, `GET /healthz`, `GET /readyz`,
-//! `POST /quitquitquit`.
+//! The admin HTTP server: `GET /metrics`, `GET /healthz`, `GET /readyz` on
+//! `server.listen`, and `POST /quitquitquit` on the loopback-only
+//! `server.control_listen` (when enabled).
+//!
+//! Nothing that changes state is served to the network: the control routes
+//! get their own listener, bound to a loopback address (the configuration
+//! refuses any other), unless `server.listen` is itself a loopback address and
+//! the same, in which case one listener serves both. A pod that can reach
+//! logferry's pod IP can read metrics and probes, never stop it.
 //!
 //! It stays up until the very end of the process (after the drain), so that
 //! Prometheus can scrape the final counters and probes see readiness drop.
@@ -54,29 +61,56 @@ async fn quitquitquit(State(s): State<AdminState>) -> &'static str {
     "draining\n"
 }
 
-/// Binds `listen` and serves until `stop` is cancelled.
+/// Binds `listen` (read-only routes) and, when `control` is set, the
+/// loopback address serving `POST /quitquitquit` (the same listener when
+/// `control == Some(listen)`), and serves until `stop` is cancelled.
 ///
 /// # Errors
-/// The address cannot be bound (in use, permission).
+/// An address cannot be bound (in use, permission).
 pub async fn serve(
     listen: SocketAddr,
+    control: Option<SocketAddr>,
     state: AdminState,
     stop: CancellationToken,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let app = Router::new()
+    let public = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/quitquitquit", post(quitquitquit))
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(address = %listener.local_addr()?, "admin server listening");
+        .route("/readyz", get(readyz));
+    let control_routes = Router::new().route("/quitquitquit", post(quitquitquit));
+    let (public, control) = match control {
+        Some(c) if c == listen => (public.merge(control_routes), None),
+        Some(c) => (public, Some((c, control_routes))),
+        None => (public, None),
+    };
+    let mut servers = vec![(
+        tokio::net::TcpListener::bind(listen).await?,
+        public.with_state(state.clone()),
+        "admin server listening (/metrics /healthz /readyz)",
+    )];
+    if let Some((address, routes)) = control {
+        servers.push((
+            tokio::net::TcpListener::bind(address).await?,
+            routes.with_state(state),
+            "control server listening on loopback (/quitquitquit)",
+        ));
+    }
+    let mut tasks = Vec::new();
+    for (listener, app, what) in servers {
+        tracing::info!(address = %listener.local_addr()?, "{what}");
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "admin server failed");
+            }
+        }));
+    }
     Ok(tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "admin server failed");
+        for t in tasks {
+            let _ = t.await;
         }
     }))
 }

@@ -57,6 +57,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     let admin_stop = CancellationToken::new();
     let admin_task = admin::serve(
         config.listen,
+        config.control_listen,
         AdminState {
             metrics: metrics.clone(),
             ready: ready.clone(),
@@ -65,7 +66,12 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
         admin_stop.clone(),
     )
     .await
-    .with_context(|| format!("cannot listen on {} (server.listen)", config.listen))?;
+    .with_context(|| {
+        format!(
+            "cannot listen on {} (server.listen) or {:?} (server.control_listen)",
+            config.listen, config.control_listen
+        )
+    })?;
 
     let store = start_pod_store(&config, &metrics, &background).await;
     let tail_events = Arc::new(DaemonTailEvents::new(metrics.clone(), store.clone()));

@@ -114,8 +114,11 @@ pub struct Config {
     pub elasticsearch: Option<Elasticsearch>,
     /// Airflow log_id / offset.
     pub airflow: Airflow,
-    /// Admin HTTP listen address.
+    /// Admin HTTP listen address (`/metrics`, `/healthz`, `/readyz`; read-only).
     pub listen: SocketAddr,
+    /// Where `POST /quitquitquit` is served, always a loopback address; `None`
+    /// when the endpoint is off (the default in kubernetes mode).
+    pub control_listen: Option<SocketAddr>,
     /// Bound on the SIGTERM drain.
     pub drain_timeout: Duration,
 }
@@ -229,6 +232,28 @@ fn read_config(
                 .map_err(|_| format!("expected an address like \"0.0.0.0:2020\", got {s:?}"))
         })
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 2020)));
+    let quitquitquit = server
+        .boolean("quitquitquit", p)
+        .unwrap_or(source.mode == SourceMode::Files);
+    let control_path = server.path_of("control_listen");
+    let control_listen = server
+        .get("control_listen", p, |v| {
+            let s = v
+                .as_str()
+                .ok_or("expected a loopback address like \"127.0.0.1:2021\"")?;
+            s.parse::<SocketAddr>().map_err(|_| {
+                format!("expected a loopback address like \"127.0.0.1:2021\", got {s:?}")
+            })
+        })
+        .unwrap_or_else(|| default_control_listen(listen));
+    if !control_listen.ip().is_loopback() {
+        p.push(
+            &control_path,
+            format!(
+                "must be a loopback address (127.0.0.0/8 or ::1): /quitquitquit is never served to the network, got {control_listen}"
+            ),
+        );
+    }
     server.finish(p);
     let mut shutdown = root.section("shutdown", p);
     let drain_timeout = shutdown
@@ -252,7 +277,19 @@ fn read_config(
         elasticsearch,
         airflow,
         listen,
+        control_listen: quitquitquit.then_some(control_listen),
         drain_timeout,
+    }
+}
+
+/// `server.control_listen` when not set: `server.listen` itself when that is
+/// a loopback address (one listener serves everything, nothing reaches the
+/// network), otherwise `127.0.0.1:2021`.
+fn default_control_listen(listen: SocketAddr) -> SocketAddr {
+    if listen.ip().is_loopback() {
+        listen
+    } else {
+        SocketAddr::from(([127, 0, 0, 1], 2021))
     }
 }
 
@@ -599,6 +636,10 @@ mod tests {
             "no elasticsearch section means the stdout sink"
         );
         assert_eq!(c.listen.port(), 2020);
+        assert_eq!(
+            c.control_listen, None,
+            "/quitquitquit is off in kubernetes mode unless enabled"
+        );
         assert_eq!(c.kubernetes.metadata_grace, Duration::from_secs(300));
     }
 
@@ -665,6 +706,31 @@ elasticsearch:
             .find(|p| p.path == "elasticsearch.batch.max_bytes")
             .unwrap();
         assert_eq!(size.message, "expected a size like \"5MiB\", got \"five\"");
+    }
+
+    #[test]
+    fn quitquitquit_is_served_on_loopback_only() {
+        let files = "source: {mode: files, paths: [\"/logs/*.log\"]}\n";
+        let c = parse(files).unwrap();
+        assert_eq!(
+            c.control_listen,
+            Some("127.0.0.1:2021".parse().unwrap()),
+            "files mode: on by default, on loopback, not on server.listen (0.0.0.0:2020)"
+        );
+        let c = parse(&format!("{files}server: {{listen: 127.0.0.1:9000}}")).unwrap();
+        assert_eq!(
+            c.control_listen,
+            Some(c.listen),
+            "a loopback listen serves it too"
+        );
+        let c = parse("server: {quitquitquit: true, control_listen: \"[::1]:7000\"}").unwrap();
+        assert_eq!(c.control_listen, Some("[::1]:7000".parse().unwrap()));
+        let problems =
+            parse("server: {quitquitquit: true, control_listen: 0.0.0.0:2021}").unwrap_err();
+        assert_eq!(problems[0].path, "server.control_listen", "{problems:?}");
+        assert!(problems[0].message.contains("loopback"), "{problems:?}");
+        let c = parse(&format!("{files}server: {{quitquitquit: false}}")).unwrap();
+        assert_eq!(c.control_listen, None);
     }
 
     #[test]

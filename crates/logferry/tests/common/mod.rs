@@ -50,9 +50,29 @@ impl Daemon {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Daemon {
+        Daemon::start_wrapped(&[], dir, config, admin, extra, env)
+    }
+
+    /// Like [`Daemon::start`], through a wrapper that execs its last
+    /// argument (e.g. `ip netns exec <ns>`), so the child's pid is logferry's.
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        dir: &Path,
+        config: &Path,
+        admin: SocketAddr,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let stderr_path = dir.join(format!("logferry-{}.stderr", admin.port()));
         let stdout_path = dir.join(format!("logferry-{}.stdout", admin.port()));
-        let mut cmd = Command::new(binary());
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
         cmd.arg("run").args(extra).arg("--config").arg(config);
         cmd.env_remove("KUBECONFIG").env("LOGFERRY_LOG", "info");
         for (k, v) in env {
