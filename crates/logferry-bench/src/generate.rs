@@ -2,9 +2,9 @@
 //!
 //! Writes a kubelet-layout tree (`var/log/pods/<ns>_<pod>_<uid>/<container>/0.log` plus the
 //! `var/log/containers/<pod>_<ns>_<container>-<64 hex>.log` symlinks, see
-//! `/work/shared/notes/node-log-formats.md` §1) whose files hold CRI-framed lines
+//! the README's "What it guarantees" and <https://kubernetes.io/docs/concepts/cluster-administration/logging/>) whose files hold CRI-framed lines
 //! (`<RFC3339Nano> <stream> <P|F> <message>\n`, containerd style: the fraction has its trailing
-//! zeros trimmed, §2). Message text is real: lines of the Loghub samples in
+//! zeros trimmed). Message text is real: lines of the Loghub samples in
 //! `tests/corpus/loghub/*.log`, about 70 % of them wrapped in a JSON application-log object, some
 //! joined into longer messages, and about 0.05 % grown past 16 KiB and split into `P` chunks of
 //! exactly 16,384 message bytes followed by one `F` chunk (containerd's

@@ -235,7 +235,7 @@ pub struct LogferryConfig {
 }
 
 impl LogferryConfig {
-    /// The YAML of the daemon contract (`/work/briefs/contract.md`).
+    /// The YAML of the daemon contract (the README's configuration reference).
     pub fn yaml(&self) -> String {
         format!(
             "node_name: bench-node\n\

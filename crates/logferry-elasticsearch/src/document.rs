@@ -36,7 +36,7 @@
 //! With [`DocumentOptions::airflow`] set and `batch.meta.airflow` present
 //! (an Airflow worker pod), documents also get `log_id` and `offset`, the
 //! fields Airflow's Elasticsearch task handler queries (see
-//! `shared/notes/airflow.md` §1 and §7):
+//! <https://airflow.apache.org/docs/apache-airflow-providers-elasticsearch/stable/logging/index.html>):
 //!
 //! * If the message is a JSON object, its top-level members are copied to the
 //!   document's top level. Members whose key is a field logferry writes are

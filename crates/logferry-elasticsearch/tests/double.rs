@@ -1,5 +1,5 @@
 //! The Elasticsearch double, driven by the official `elasticsearch` client:
-//! what real clients expect (`shared/notes/lessons-from-peers.md`), search for
+//! what real clients expect, search for
 //! `logferry verify`, faults and the control API.
 
 use logferry_elasticsearch::elasticsearch::http::headers::HeaderMap;

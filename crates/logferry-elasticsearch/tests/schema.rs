@@ -466,7 +466,7 @@ async fn data_streams_get_a_template_and_create_ops() {
 }
 
 /// What Airflow's Elasticsearch task handler does to read a task log
-/// (`shared/notes/airflow.md` §1): `_count`, then `_search` with
+/// (<https://airflow.apache.org/docs/apache-airflow-providers-elasticsearch/stable/logging/index.html>): `_count`, then `_search` with
 /// `bool.filter = range(offset > last)`, `bool.must = match_phrase(log_id)`,
 /// `sort = offset`, pages of `size`, polling with the last offset seen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! Airflow worker pods: which task a pod runs, with unsanitised values.
 //!
-//! Facts (`shared/notes/airflow.md` §5; Airflow's
+//! Facts (Airflow's
 //! [`pod_generator.py`](https://github.com/apache/airflow/blob/main/providers/cncf/kubernetes/src/airflow/providers/cncf/kubernetes/pod_generator.py)):
 //! KubernetesExecutor worker pods carry the label `kubernetes_executor=True`,
 //! KubernetesPodOperator pods `kubernetes_pod_operator=True`. Both label the pod with

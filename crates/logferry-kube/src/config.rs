@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The annotation keys Airflow's `PodGenerator.construct_pod` writes on worker pods,
-/// with their unsanitised values (see `shared/notes/airflow.md` §5 and
+/// with their unsanitised values (see
 /// <https://github.com/apache/airflow/blob/main/providers/cncf/kubernetes/src/airflow/providers/cncf/kubernetes/pod_generator.py>).
 pub const AIRFLOW_ANNOTATIONS: [&str; 7] = [
     "dag_id",
@@ -39,7 +39,7 @@ pub struct KubeConfig {
     pub lookup_wait: Duration,
     /// Cap of the exponential backoff between re-lists after watch errors. Default
     /// 5 seconds (kube's default keeps growing during long outages, which delays the
-    /// re-list after the API comes back; see `shared/notes/lessons-from-peers.md`).
+    /// re-list after the API comes back).
     pub backoff_max: Duration,
     /// Where deleted pods' metadata is kept across restarts, one small JSON file per
     /// pod (see the `tombstones` module): a restarted logferry enriches the late

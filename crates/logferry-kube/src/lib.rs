@@ -34,7 +34,7 @@
 //!   [`KubeConfig::exclude_annotation`] = `"true"` ([`Lookup::Excluded`]).
 //! * **Airflow.** [`airflow_task`] reads the task of KubernetesExecutor and
 //!   KubernetesPodOperator pods, preferring the raw values of annotations over the
-//!   sanitised labels (`shared/notes/airflow.md` §5).
+//!   sanitised labels ([`pod_generator.py`](https://github.com/apache/airflow/blob/main/providers/cncf/kubernetes/src/airflow/providers/cncf/kubernetes/pod_generator.py)).
 //!
 //! ## What it does not do
 //!
