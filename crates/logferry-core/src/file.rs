@@ -25,6 +25,49 @@ pub struct FileId {
 impl FileId {
     /// Most bytes of the first line that go into the fingerprint.
     pub const FINGERPRINT_MAX_BYTES: usize = 256;
+
+    /// The identity of the inode `dev_ino` whose first line hashes to `fingerprint`.
+    pub const fn new(dev_ino: DevIno, fingerprint: u64) -> FileId {
+        FileId {
+            dev: dev_ino.dev,
+            ino: dev_ino.ino,
+            fingerprint,
+        }
+    }
+
+    /// The inode part of the identity.
+    pub const fn dev_ino(&self) -> DevIno {
+        DevIno {
+            dev: self.dev,
+            ino: self.ino,
+        }
+    }
+}
+
+/// Which inode on which filesystem: `(st_dev, st_ino)` from `stat(2)`.
+///
+/// Unique among the files that exist at one instant, not over time: a freed
+/// inode number is handed to the next new file at once, which is why a
+/// [`FileId`] adds the fingerprint of the first line.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
+pub struct DevIno {
+    /// Device number (`st_dev`).
+    pub dev: u64,
+    /// Inode number (`st_ino`).
+    pub ino: u64,
+}
+
+impl DevIno {
+    /// `(dev, ino)` as a [`DevIno`].
+    pub const fn new(dev: u64, ino: u64) -> DevIno {
+        DevIno { dev, ino }
+    }
+}
+
+impl fmt::Display for DevIno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.dev, self.ino)
+    }
 }
 
 impl fmt::Display for FileId {

@@ -28,7 +28,7 @@ mod pod;
 mod record;
 
 pub use ack::{AckToken, Acker};
-pub use file::{FileId, SourceId};
+pub use file::{DevIno, FileId, SourceId};
 pub use level::Level;
 pub use path::{ContainerLink, KubeLogPath};
 pub use pod::{AirflowTask, ContainerMeta, MetadataOrigin, PodMeta};

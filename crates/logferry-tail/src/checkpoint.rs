@@ -15,6 +15,7 @@
 //! directory. A corrupt current file is reported and the `.prev` copy is used.
 
 use crate::error::Error;
+use logferry_core::{DevIno, FileId};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
@@ -129,6 +130,17 @@ pub struct CheckpointEntry {
     pub updated_at: u64,
 }
 
+impl CheckpointEntry {
+    /// The file this entry is the checkpoint of.
+    pub fn id(&self) -> FileId {
+        FileId {
+            dev: self.dev,
+            ino: self.ino,
+            fingerprint: self.fingerprint,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct CheckpointFile {
     version: u32,
@@ -142,8 +154,8 @@ pub struct CheckpointStore {
     prev: PathBuf,
     tmp: PathBuf,
     dir: PathBuf,
-    entries: HashMap<(u64, u64, u64), CheckpointEntry>,
-    missing_since: HashMap<(u64, u64, u64), Instant>,
+    entries: HashMap<FileId, CheckpointEntry>,
+    missing_since: HashMap<FileId, Instant>,
     dirty: bool,
 }
 
@@ -214,16 +226,16 @@ impl CheckpointStore {
             }
         }
         for e in loaded.unwrap_or_default() {
-            store.entries.insert((e.dev, e.ino, e.fingerprint), e);
+            store.entries.insert(e.id(), e);
         }
         Ok(store)
     }
 
-    /// The checkpoint of the file `(dev, ino)` whose first line has
-    /// `fingerprint`, if any. An entry of the same `(dev, ino)` with another
-    /// fingerprint belongs to an earlier file (recycled inode) and is not returned.
-    pub fn get(&self, dev: u64, ino: u64, fingerprint: u64) -> Option<&CheckpointEntry> {
-        self.entries.get(&(dev, ino, fingerprint))
+    /// The checkpoint of the file `id`, if any. An entry of the same
+    /// `(dev, ino)` with another fingerprint belongs to an earlier file
+    /// (recycled inode) and is not returned.
+    pub fn get(&self, id: FileId) -> Option<&CheckpointEntry> {
+        self.entries.get(&id)
     }
 
     /// Every entry, in no particular order.
@@ -241,9 +253,10 @@ impl CheckpointStore {
         self.entries.is_empty()
     }
 
-    /// Sets the checkpoint of a file; marks the store dirty if it changed.
-    pub fn set(&mut self, dev: u64, ino: u64, fingerprint: u64, offset: u64, path: &Path) {
-        let k = (dev, ino, fingerprint);
+    /// Sets the checkpoint of the file `id` (resume at byte `offset`, last
+    /// seen at `path`); marks the store dirty if it changed.
+    pub fn set(&mut self, id: FileId, offset: u64, path: &Path) {
+        let k = id;
         self.missing_since.remove(&k);
         match self.entries.get_mut(&k) {
             Some(e) if e.offset == offset => {
@@ -256,9 +269,9 @@ impl CheckpointStore {
                 self.entries.insert(
                     k,
                     CheckpointEntry {
-                        dev,
-                        ino,
-                        fingerprint,
+                        dev: id.dev,
+                        ino: id.ino,
+                        fingerprint: id.fingerprint,
                         offset,
                         path: path.to_owned(),
                         updated_at: now_secs(),
@@ -269,9 +282,9 @@ impl CheckpointStore {
         }
     }
 
-    /// Forgets the checkpoint of `(dev, ino, fingerprint)`.
-    pub fn remove(&mut self, dev: u64, ino: u64, fingerprint: u64) {
-        let k = (dev, ino, fingerprint);
+    /// Forgets the checkpoint of the file `id`.
+    pub fn remove(&mut self, id: FileId) {
+        let k = id;
         if self.entries.remove(&k).is_some() {
             self.dirty = true;
         }
@@ -282,18 +295,18 @@ impl CheckpointStore {
     /// since more than `retention` are removed.
     pub fn expire(
         &mut self,
-        present: impl Fn(&(u64, u64)) -> bool,
+        present: impl Fn(&DevIno) -> bool,
         now: Instant,
         retention: std::time::Duration,
     ) {
         let keys: Vec<_> = self.entries.keys().copied().collect();
         for k in keys {
-            if present(&(k.0, k.1)) {
+            if present(&k.dev_ino()) {
                 self.missing_since.remove(&k);
             } else {
                 let since = *self.missing_since.entry(k).or_insert(now);
                 if now.duration_since(since) >= retention {
-                    self.remove(k.0, k.1, k.2);
+                    self.remove(k);
                 }
             }
         }
@@ -350,6 +363,10 @@ impl CheckpointStore {
 mod tests {
     use super::*;
 
+    fn id(dev: u64, ino: u64, fingerprint: u64) -> FileId {
+        FileId::new(DevIno::new(dev, ino), fingerprint)
+    }
+
     #[test]
     fn tracker_advances_over_contiguous_acks_only() {
         let mut t = AckTracker::new(Some(0));
@@ -375,12 +392,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = CheckpointStore::load(dir.path()).unwrap();
         assert!(s.is_empty());
-        s.set(1, 2, 3, 40, Path::new("/a"));
+        s.set(id(1, 2, 3), 40, Path::new("/a"));
         s.save(false).unwrap();
-        s.set(1, 2, 3, 80, Path::new("/a"));
+        s.set(id(1, 2, 3), 80, Path::new("/a"));
         s.save(false).unwrap();
         let s2 = CheckpointStore::load(dir.path()).unwrap();
-        assert_eq!(s2.get(1, 2, 3).unwrap().offset, 80);
+        assert_eq!(s2.get(id(1, 2, 3)).unwrap().offset, 80);
         // Corrupt the current file: the previous copy (offset 40) is used.
         fs::write(
             CheckpointStore::file_path(dir.path()),
@@ -388,7 +405,7 @@ mod tests {
         )
         .unwrap();
         let s3 = CheckpointStore::load(dir.path()).unwrap();
-        assert_eq!(s3.get(1, 2, 3).unwrap().offset, 40);
+        assert_eq!(s3.get(id(1, 2, 3)).unwrap().offset, 40);
         // Unknown version is treated as corrupt too.
         fs::write(
             CheckpointStore::file_path(dir.path()),
@@ -398,7 +415,7 @@ mod tests {
         assert_eq!(
             CheckpointStore::load(dir.path())
                 .unwrap()
-                .get(1, 2, 3)
+                .get(id(1, 2, 3))
                 .unwrap()
                 .offset,
             40
@@ -409,14 +426,14 @@ mod tests {
     fn expire_removes_entries_missing_longer_than_retention() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = CheckpointStore::load(dir.path()).unwrap();
-        s.set(1, 2, 3, 40, Path::new("/a"));
-        s.set(1, 3, 3, 40, Path::new("/b"));
+        s.set(id(1, 2, 3), 40, Path::new("/a"));
+        s.set(id(1, 3, 3), 40, Path::new("/b"));
         let t0 = Instant::now();
         let d = std::time::Duration::from_secs(60);
-        s.expire(|k| k.1 == 2, t0, d);
+        s.expire(|k| k.ino == 2, t0, d);
         assert_eq!(s.len(), 2);
-        s.expire(|k| k.1 == 2, t0 + d, d);
+        s.expire(|k| k.ino == 2, t0 + d, d);
         assert_eq!(s.len(), 1);
-        assert!(s.get(1, 2, 3).is_some());
+        assert!(s.get(id(1, 2, 3)).is_some());
     }
 }

@@ -1,7 +1,7 @@
 //! File identity: `(dev, ino)` from `fstat` plus the fingerprint of the first line.
 
 use crate::decode::detect_format;
-use logferry_core::{FileId, LogFormat};
+use logferry_core::{DevIno, FileId, LogFormat};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -91,7 +91,7 @@ pub fn fingerprint_matches(file: &File, fp: u64, len: usize) -> io::Result<bool>
 ///
 /// # Errors
 /// The I/O error of `fstat`.
-pub fn dev_ino(file: &File) -> io::Result<(u64, u64)> {
+pub fn dev_ino(file: &File) -> io::Result<DevIno> {
     let m = file.metadata()?;
-    Ok((m.dev(), m.ino()))
+    Ok(DevIno::new(m.dev(), m.ino()))
 }

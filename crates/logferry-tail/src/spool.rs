@@ -23,6 +23,7 @@
 //! the directory is `fsync`ed: a `.log` present after a crash is complete.
 
 use crate::identity::HEAD_BYTES;
+use logferry_core::FileId;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io;
@@ -53,6 +54,17 @@ pub(crate) struct SpoolMeta {
     pub path: PathBuf,
 }
 
+impl SpoolMeta {
+    /// The original file's identity.
+    pub fn id(&self) -> FileId {
+        FileId {
+            dev: self.dev,
+            ino: self.ino,
+            fingerprint: self.fingerprint,
+        }
+    }
+}
+
 /// A spooled file found at start, to be read again.
 #[derive(Debug)]
 pub(crate) struct Spooled {
@@ -74,11 +86,12 @@ impl Spool {
         Ok(Spool { dir })
     }
 
-    fn base(&self, dev: u64, ino: u64, fingerprint: u64) -> PathBuf {
-        self.dir.join(format!("{dev}-{ino}-{fingerprint:016x}"))
+    fn base(&self, id: FileId) -> PathBuf {
+        self.dir
+            .join(format!("{}-{}-{:016x}", id.dev, id.ino, id.fingerprint))
     }
 
-    /// Copies `file` (the deleted original `(dev, ino, fingerprint)` at `path`,
+    /// Copies `file` (the deleted original `id` at `path`,
     /// read through its descriptor) from `start` to its end, plus its head,
     /// and returns the durable copy opened for reading and the bytes copied.
     ///
@@ -88,20 +101,20 @@ impl Spool {
     pub fn save(
         &self,
         file: &File,
-        (dev, ino, fingerprint): (u64, u64, u64),
+        id: FileId,
         start: u64,
         path: &Path,
     ) -> io::Result<(File, u64)> {
         let mut meta = SpoolMeta {
             version: SPOOL_VERSION,
-            dev,
-            ino,
-            fingerprint,
+            dev: id.dev,
+            ino: id.ino,
+            fingerprint: id.fingerprint,
             start,
             len: 0,
             path: path.to_owned(),
         };
-        let base = self.base(dev, ino, fingerprint);
+        let base = self.base(id);
         let (data, side) = (base.with_extension("log"), base.with_extension("json"));
         let (data_tmp, side_tmp) = (
             base.with_extension("log.tmp"),
@@ -147,10 +160,10 @@ impl Spool {
         result
     }
 
-    /// Removes the copy of `(dev, ino, fingerprint)`: everything in it is
-    /// acknowledged (or given up).
-    pub fn remove(&self, dev: u64, ino: u64, fingerprint: u64) {
-        let base = self.base(dev, ino, fingerprint);
+    /// Removes the copy of the file `id`: everything in it is acknowledged
+    /// (or given up).
+    pub fn remove(&self, id: FileId) {
+        let base = self.base(id);
         // The data first: a sidecar alone is cleaned up at the next start.
         for ext in ["log", "json"] {
             if let Err(e) = fs::remove_file(base.with_extension(ext)) {
@@ -235,7 +248,12 @@ mod tests {
         let src = File::open(&orig).unwrap();
         fs::remove_file(&orig).unwrap();
         let (copy, bytes) = spool
-            .save(&src, (1, 2, 0xabc), 60_000, Path::new("/p/0.log"))
+            .save(
+                &src,
+                FileId::new(logferry_core::DevIno::new(1, 2), 0xabc),
+                60_000,
+                Path::new("/p/0.log"),
+            )
             .unwrap();
         assert_eq!(bytes, HEAD_BYTES as u64 + 40_000);
         let mut got = vec![0u8; content.len()];
@@ -249,7 +267,7 @@ mod tests {
         assert_eq!(loaded[0].meta.start, 60_000);
         assert_eq!(loaded[0].meta.len, 100_000);
         assert_eq!(loaded[0].meta.path, PathBuf::from("/p/0.log"));
-        spool.remove(1, 2, 0xabc);
+        spool.remove(FileId::new(logferry_core::DevIno::new(1, 2), 0xabc));
         assert!(spool.load().is_empty());
         assert_eq!(fs::read_dir(dir.path().join("spool")).unwrap().count(), 0);
     }

@@ -1,0 +1,248 @@
+//! Housekeeping: the timers. Flush timeouts of partial and multiline
+//! assemblies, the safety poll (`fstat` of open files, which catches what
+//! inotify missed), the open-file limit, and checkpoint saves.
+
+use super::discovery::DirKind;
+use super::table::{FileState, Handle};
+use super::Runner;
+use crate::decode::LineDecoder;
+use crate::error::Error;
+use crate::identity::{dev_ino, fingerprint_matches};
+use crate::joiner::Joiner;
+use crate::reader::FileReader;
+use logferry_core::DevIno;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// An active file without new data for this long is polled only every
+/// [`IDLE_POLL_EVERY`] polls: inotify's `IN_MODIFY` is what reads it, the poll
+/// is a safety net, and 1,000 quiet files should cost next to nothing.
+const IDLE_POLL_AFTER: Duration = Duration::from_secs(10);
+/// See [`IDLE_POLL_AFTER`]: one poll in this many (polls run once a second).
+const IDLE_POLL_EVERY: u32 = 5;
+
+impl Runner {
+    /// Closes idle, fully read, active files while more than `max_open_files` are open.
+    pub(super) fn enforce_open_limit(&mut self, keep: Option<DevIno>) {
+        if self.table.len() <= self.cfg.max_open_files {
+            return;
+        }
+        let (open, _) = self.table.open_count();
+        if open <= self.cfg.max_open_files {
+            return;
+        }
+        let mut idle: Vec<(Instant, DevIno)> = self
+            .table
+            .values_mut()
+            .filter(|t| {
+                Some(t.key) != keep && t.state == FileState::Active && !t.queued && !t.finalized
+            })
+            .filter_map(|t| match &mut t.handle {
+                Handle::Reading(r) => (r.decoder.joiner().is_clean()
+                    && r.consumed() == r.read_pos())
+                .then_some((t.last_data, t.key)),
+                _ => None,
+            })
+            .collect();
+        idle.sort();
+        for (_, key) in idle.into_iter().take(open - self.cfg.max_open_files) {
+            let t = self.table.tracked(key);
+            if let Handle::Reading(r) = &t.handle {
+                let offset = r.read_pos();
+                let format = r.decoder.format().unwrap_or(self.fallback);
+                t.handle = Handle::Closed { offset, format };
+            }
+        }
+    }
+
+    /// Reopens a file closed for the open-file limit, if it is still the
+    /// same file at its path, and queues it.
+    pub(super) fn reopen(&mut self, key: DevIno) {
+        let max_line = self.max_line();
+        let Some(t) = self.table.get_mut(key) else {
+            return;
+        };
+        let Handle::Closed { offset, format } = t.handle else {
+            return;
+        };
+        let Ok(file) = File::open(&t.path) else {
+            return;
+        };
+        if dev_ino(&file).ok() != Some(key) {
+            return;
+        }
+        let fp = t.fingerprint();
+        if !fingerprint_matches(&file, fp, t.fingerprint_len).unwrap_or(false) {
+            return;
+        }
+        let decoder = LineDecoder::new(
+            Some(format),
+            self.fallback,
+            Joiner::new(self.cfg.max_record_bytes, self.cfg.multiline.clone()),
+        );
+        t.handle = Handle::Reading(Box::new(FileReader::new(file, offset, max_line, decoder)));
+        self.table.enqueue(key, false);
+        self.enforce_open_limit(Some(key));
+    }
+
+    /// The longest line a reader holds: `2 × max_record_bytes + 64 KiB`.
+    pub(super) fn max_line(&self) -> usize {
+        self.cfg
+            .max_record_bytes
+            .saturating_mul(2)
+            .saturating_add(64 * 1024)
+    }
+
+    /// The 200 ms tick: flush timeouts of quiet files' assemblies; with
+    /// `poll`, the safety poll (`fstat` of the open files, idle ones only
+    /// every [`IDLE_POLL_EVERY`]th time) and the open-file limit.
+    pub(super) fn housekeeping(&mut self, poll: bool) {
+        let now = Instant::now();
+        let timeout = self.cfg.partial_flush_timeout;
+        let mut flushes = Vec::new();
+        for t in self.table.values_mut() {
+            if let Handle::Reading(r) = &mut t.handle {
+                // Only a quiet file's assembly is flushed: while reading waits
+                // (backpressure) with bytes still unread, its continuation is
+                // most likely among them.
+                if r.decoder
+                    .joiner()
+                    .next_deadline(timeout)
+                    .is_some_and(|d| d <= now)
+                    && r.file()
+                        .metadata()
+                        .map_or(true, |m| m.len() <= r.read_pos())
+                {
+                    let mut records = Vec::new();
+                    r.decoder.joiner().flush_idle(now, timeout, &mut records);
+                    if !records.is_empty() {
+                        let resume = r.resume_point();
+                        flushes.push((t.key, records, resume));
+                    }
+                }
+            }
+        }
+        for (key, records, resume) in flushes {
+            self.summary.records += records.len() as u64;
+            self.events.records_read(records.len() as u64);
+            self.emit(key, records, resume);
+        }
+        if !poll {
+            return;
+        }
+        self.polls = self.polls.wrapping_add(1);
+        let poll_idle = self.polls % IDLE_POLL_EVERY == 0;
+        let mut to_queue = Vec::new();
+        let mut to_identify = Vec::new();
+        let mut to_delete = Vec::new();
+        let mut to_reopen = Vec::new();
+        let mut to_find = Vec::new();
+        for t in self.table.values_mut() {
+            match &t.handle {
+                Handle::Reading(r) => {
+                    if !poll_idle
+                        && t.state == FileState::Active
+                        && now.duration_since(t.last_data) >= IDLE_POLL_AFTER
+                    {
+                        continue;
+                    }
+                    let Ok(m) = r.file().metadata() else { continue };
+                    if m.nlink() == 0 && t.state != FileState::Deleted {
+                        to_delete.push(t.key);
+                    }
+                    if m.len() != r.read_pos() || (t.state != FileState::Active && !t.finalized) {
+                        to_queue.push(t.key);
+                    }
+                }
+                Handle::Unidentified(f) => {
+                    let Ok(m) = f.metadata() else { continue };
+                    if m.nlink() == 0 && t.state != FileState::Deleted {
+                        to_delete.push(t.key);
+                    }
+                    if m.len() > 0 {
+                        to_identify.push(t.key);
+                    }
+                }
+                Handle::Closed { offset, .. } => match std::fs::metadata(&t.path) {
+                    Ok(m) if DevIno::new(m.dev(), m.ino()) == t.key => {
+                        if m.len() != *offset {
+                            to_reopen.push(t.key);
+                        }
+                    }
+                    _ => to_find.push(t.key),
+                },
+            }
+        }
+        // Identified now, not when reading gets to them (which waits while
+        // downstream is slow): their checkpoint entry is then written within
+        // a second, so that a `.gz` copy can be matched after a restart.
+        for key in to_identify {
+            self.identify(key);
+            self.table.enqueue(key, false);
+        }
+        for key in to_delete {
+            self.mark_deleted(key);
+        }
+        // A closed file no longer at its path: look for it under a new name
+        // (rotation) in its directory; if it is nowhere, it was deleted.
+        for key in to_find {
+            let Some(dir) = self
+                .table
+                .get(key)
+                .and_then(|t| t.path.parent().map(Path::to_path_buf))
+            else {
+                continue;
+            };
+            let kind = match self.watcher.kind_of(&dir) {
+                Some(k @ DirKind::Files(_)) => k,
+                _ => self.layout.leaf_kind(),
+            };
+            self.scan_dir(&dir, kind);
+            let still_lost = self.table.get(key).is_some_and(|t| {
+                t.is_closed()
+                    && std::fs::metadata(&t.path)
+                        .map(|m| DevIno::new(m.dev(), m.ino()) != key)
+                        .unwrap_or(true)
+            });
+            if still_lost {
+                self.mark_deleted(key);
+            }
+        }
+        for key in to_queue {
+            self.table.enqueue(key, false);
+        }
+        for key in to_reopen {
+            self.reopen(key);
+        }
+        self.enforce_open_limit(None);
+        let (open, deleted) = self.table.open_count();
+        self.events.files_open(open, deleted);
+    }
+
+    /// Copies every file's checkpoint into the store and persists the store
+    /// when something changed (or `force`).
+    ///
+    /// # Errors
+    /// [`Error::CheckpointWrite`] when the file cannot be written.
+    pub(super) fn save_checkpoints(&mut self, force: bool) -> Result<(), Error> {
+        let mut lag = 0u64;
+        for t in self.table.values() {
+            let (Some(src), Some(cp)) = (&t.source, t.tracker.checkpoint()) else {
+                continue;
+            };
+            self.store.set(src.file, cp, &t.path);
+            let size = match &t.handle {
+                Handle::Reading(r) => r.read_pos().max(t.size_hint),
+                _ => t.size_hint,
+            };
+            lag += size.saturating_sub(cp);
+        }
+        if self.store.is_dirty() || force {
+            self.store.save(force)?;
+            self.events.checkpoints_written(self.store.len(), lag);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,369 @@
+//! The tailer: discovery, reading, rotation, acknowledgements, checkpoints.
+//!
+//! One task owns every file's state (no locks): a [`Runner`] built by
+//! [`Tailer::run`]. It reacts to inotify events (new files within
+//! milliseconds, `IN_MODIFY` for reading), acknowledgements, a 200 ms
+//! housekeeping tick (partial/multiline flush timeouts; every fifth tick an
+//! `fstat` of each open file as a safety net), the checkpoint interval and
+//! the rescan interval.
+//!
+//! The rooms, along the seams of Vector's `file-source`:
+//!
+//! | module | owns |
+//! |---|---|
+//! | `mod.rs` (here) | the public API ([`Tailer`], [`TailSummary`]), the [`Runner`]'s state and its select loop |
+//! | [`table`] | every tracked file and every index over them (by path, by source, read queues); re-keying is one method |
+//! | [`discovery`] | the [`Discovery`] trait with the kubelet and glob layouts, the inotify watch set, container ids |
+//! | [`scan`] | listing directories and reacting to inotify: new, renamed and vanished files |
+//! | [`read`] | identifying files, reading, copytruncate, cutting batches, acknowledgements, release |
+//! | [`deleted`] | deleted and rotated-away files: the spool, `.gz` read-back, the held-open limits |
+//! | [`housekeeping`] | the timers: flush timeouts, the safety poll, the open-file limit, checkpoint saves |
+//!
+//! Imports go one way: `table` and `discovery` know nothing of the runner;
+//! `scan`, `read`, `deleted` and `housekeeping` each add methods to the
+//! [`Runner`] defined here, and this module imports none of them.
+
+mod deleted;
+mod discovery;
+mod housekeeping;
+mod read;
+mod scan;
+mod table;
+#[cfg(test)]
+mod testutil;
+
+use crate::checkpoint::{AckTracker, CheckpointStore};
+use crate::config::{RunMode, TailConfig};
+use crate::error::Error;
+use crate::events::TailEvents;
+use crate::spool::Spool;
+use discovery::{ContainerIds, Discovery, Watcher};
+use futures::StreamExt;
+use inotify::Inotify;
+use logferry_core::{AckToken, DevIno, LogFormat, RecordBatch, SourceId};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use table::FileTable;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const HOUSEKEEPING: Duration = Duration::from_millis(200);
+const POLL_EVERY_TICKS: u32 = 5;
+
+/// What [`Tailer::run`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TailSummary {
+    /// Files whose identity was established (opened for reading).
+    pub files: usize,
+    /// Records emitted.
+    pub records: u64,
+    /// Bytes read from files (framing included).
+    pub bytes: u64,
+}
+
+/// The checkpointed tailer. See the crate documentation.
+pub struct Tailer {
+    config: TailConfig,
+    events: Arc<dyn TailEvents>,
+    store: CheckpointStore,
+    finish: Option<CancellationToken>,
+}
+
+impl std::fmt::Debug for Tailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tailer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tailer {
+    /// Validates `config` and loads the checkpoints from
+    /// `config.data_dir/checkpoints.json` (a corrupt file is reported with
+    /// `tracing::error!` and the previous good copy is used).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration, [`Error::DataDir`] /
+    /// [`Error::CheckpointRead`] when the data directory or checkpoint file
+    /// cannot be read.
+    pub fn new(config: TailConfig, events: Arc<dyn TailEvents>) -> Result<Tailer, Error> {
+        config.validate()?;
+        let store = CheckpointStore::load(&config.data_dir)?;
+        Ok(Tailer {
+            config,
+            events,
+            store,
+            finish: None,
+        })
+    }
+
+    /// Makes `finish` end a [`RunMode::Follow`] run gracefully: when it is
+    /// cancelled, the directories are rescanned once (files created since the
+    /// last event are picked up), every file is read to its current end
+    /// (trailing partials flushed as `INCOMPLETE`), and then reading stops as
+    /// with [`RunMode::Once`]. This is the sidecar's `/quitquitquit`: every
+    /// line written before the call is shipped.
+    pub fn finish_on(mut self, finish: CancellationToken) -> Tailer {
+        self.finish = Some(finish);
+        self
+    }
+
+    /// Runs until reading is stopped and every emitted batch is acknowledged
+    /// (or the ack channel closes), then writes the final checkpoint and returns.
+    ///
+    /// - `out`: batches, in file order per file; reading pauses while the
+    ///   channel is full.
+    /// - `acks`: tokens from [`Acker`](logferry_core::Acker), in any order; a
+    ///   file's checkpoint advances over the contiguous acknowledged prefix.
+    /// - `stop_reading`: once cancelled, no new data is read, `out` is dropped
+    ///   (downstream sees the end of input; batches not yet sent are dropped
+    ///   and read again on the next start), acks are processed until `acks`
+    ///   closes or nothing is outstanding, then checkpoints are written.
+    /// - [`RunMode::Once`]: stops reading by itself once every file found at
+    ///   start was read to its end (trailing partials flushed as `INCOMPLETE`).
+    ///
+    /// # Errors
+    /// [`Error::CheckpointWrite`] when checkpoints cannot be persisted,
+    /// [`Error::Watch`] when inotify cannot be initialised.
+    pub async fn run(
+        self,
+        mode: RunMode,
+        out: mpsc::Sender<RecordBatch>,
+        acks: mpsc::UnboundedReceiver<AckToken>,
+        stop_reading: CancellationToken,
+    ) -> Result<TailSummary, Error> {
+        Runner::new(self.config, self.events, self.store, mode)?
+            .run(out, acks, stop_reading, self.finish)
+            .await
+    }
+}
+
+/// The state of one [`Tailer::run`]: owned by one task, changed only by the
+/// select loop and the methods it calls (defined across this module's rooms).
+struct Runner {
+    cfg: TailConfig,
+    events: Arc<dyn TailEvents>,
+    store: CheckpointStore,
+    mode: RunMode,
+    /// Every tracked file and its indexes.
+    table: FileTable,
+    /// The node's layout (kubelet or globs).
+    layout: Box<dyn Discovery>,
+    /// inotify watches on directories (follow mode).
+    watcher: Watcher,
+    /// Container ids from the `/var/log/containers` symlinks.
+    container_ids: ContainerIds,
+    /// Copies of deleted files not yet fully acknowledged (each tracked
+    /// file knows its copy: `Tracked::spooled`).
+    spool: Spool,
+    /// `.gz` files already examined, by path (a new `.gz` often gets the
+    /// inode of the one kubelet just deleted).
+    gz_seen: HashMap<PathBuf, DevIno>,
+    /// Trackers of files no longer tracked whose batches are still in flight.
+    retired: HashMap<SourceId, AckTracker>,
+    /// Files released after being read to the end, with their size then: not
+    /// opened again while unchanged.
+    finished: HashMap<DevIno, u64>,
+    /// Batches cut and not yet sent.
+    outbox: VecDeque<RecordBatch>,
+    next_source_id: u64,
+    /// True during the scan at start (for `read_from` / `lookback`).
+    initial_scan: bool,
+    /// Inodes listed by the current full scan (checkpoint expiry).
+    seen_in_scan: HashSet<DevIno>,
+    /// Batches sent and not yet acknowledged.
+    sent_unacked: usize,
+    summary: TailSummary,
+    /// Safety polls done so far (see `housekeeping`).
+    polls: u32,
+    /// The layout's format for files whose first line does not tell.
+    fallback: LogFormat,
+}
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+impl Runner {
+    fn new(
+        cfg: TailConfig,
+        events: Arc<dyn TailEvents>,
+        store: CheckpointStore,
+        mode: RunMode,
+    ) -> Result<Runner, Error> {
+        let layout = discovery::layout(&cfg.mode)?;
+        let spool = Spool::open(&cfg.data_dir).map_err(|source| Error::DataDir {
+            path: cfg.data_dir.join("spool"),
+            source,
+        })?;
+        Ok(Runner {
+            fallback: layout.fallback_format(),
+            layout,
+            spool,
+            cfg,
+            events,
+            store,
+            mode,
+            table: FileTable::default(),
+            gz_seen: HashMap::new(),
+            retired: HashMap::new(),
+            finished: HashMap::new(),
+            container_ids: ContainerIds::default(),
+            watcher: Watcher::default(),
+            outbox: VecDeque::new(),
+            next_source_id: 0,
+            initial_scan: true,
+            seen_in_scan: HashSet::new(),
+            sent_unacked: 0,
+            summary: TailSummary::default(),
+            polls: 0,
+        })
+    }
+
+    async fn run(
+        mut self,
+        out: mpsc::Sender<RecordBatch>,
+        mut acks: mpsc::UnboundedReceiver<AckToken>,
+        stop: CancellationToken,
+        finish: Option<CancellationToken>,
+    ) -> Result<TailSummary, Error> {
+        let finish = finish.unwrap_or_default();
+        let mut finishing = false;
+        let mut stream = None;
+        if self.mode == RunMode::Follow {
+            let inotify = Inotify::init().map_err(|source| Error::Watch {
+                path: PathBuf::from("inotify"),
+                source,
+            })?;
+            let s = inotify
+                .into_event_stream(vec![0u8; 64 * 1024])
+                .map_err(|source| Error::Watch {
+                    path: PathBuf::from("inotify"),
+                    source,
+                })?;
+            self.watcher = Watcher::new(Some(s.watches()));
+            stream = Some(s);
+        }
+        self.load_spool();
+        self.full_scan();
+        self.initial_scan = false;
+        if self.mode == RunMode::Once {
+            self.table.wait_for_all();
+        }
+        let mut out = Some(out);
+        let mut acks_open = true;
+        let mut stopped = false;
+        let mut house = tokio::time::interval(HOUSEKEEPING);
+        house.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ckpt = tokio::time::interval(self.cfg.checkpoint_interval);
+        ckpt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rescan = tokio::time::interval(self.cfg.rescan_interval);
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        rescan.tick().await;
+        let mut ticks: u32 = 0;
+        loop {
+            if !stopped && self.outbox.is_empty() {
+                self.fill_outbox();
+            }
+            if !stopped
+                && self.mode == RunMode::Once
+                && self.outbox.is_empty()
+                && self.table.once_done()
+            {
+                stopped = true;
+            }
+            if stopped {
+                if out.take().is_some() {
+                    tracing::debug!(dropped = self.outbox.len(), "stopped reading");
+                }
+                self.outbox.clear();
+                if self.sent_unacked == 0 || !acks_open {
+                    break;
+                }
+            }
+            let has_read_work = !stopped && self.outbox.is_empty() && !self.table.queues_empty();
+            let can_send = !stopped && !self.outbox.is_empty();
+            let send = async {
+                match &out {
+                    Some(o) if can_send => o.reserve().await,
+                    _ => std::future::pending().await,
+                }
+            };
+            let inotify_next = async {
+                match &mut stream {
+                    Some(s) => s.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = stop.cancelled(), if !stopped => stopped = true,
+                _ = finish.cancelled(), if !stopped && !finishing && self.mode == RunMode::Follow => {
+                    finishing = true;
+                    self.finish_reading();
+                }
+                ack = acks.recv(), if acks_open => match ack {
+                    Some(token) => {
+                        self.on_ack(token);
+                        while let Ok(token) = acks.try_recv() {
+                            self.on_ack(token);
+                        }
+                    }
+                    None => acks_open = false,
+                },
+                permit = send => match permit {
+                    Ok(permit) => {
+                        if let Some(batch) = self.outbox.pop_front() {
+                            permit.send(batch);
+                            self.sent_unacked += 1;
+                        }
+                    }
+                    Err(_) => {
+                        tracing::warn!("record batch receiver closed; stopping reading");
+                        stopped = true;
+                    }
+                },
+                ev = inotify_next => match ev {
+                    Some(Ok(ev)) => self.on_inotify(ev.wd.get_watch_descriptor_id(), ev.mask, ev.name),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "inotify read failed; rescanning");
+                        self.full_scan();
+                    }
+                    None => stream = None,
+                },
+                _ = house.tick() => {
+                    ticks = ticks.wrapping_add(1);
+                    self.housekeeping(ticks % POLL_EVERY_TICKS == 0 && !stopped);
+                }
+                _ = ckpt.tick() => self.save_checkpoints(false)?,
+                _ = rescan.tick(), if !stopped && self.mode == RunMode::Follow => self.full_scan(),
+                _ = std::future::ready(()), if has_read_work => {}
+            }
+        }
+        self.save_checkpoints(true)?;
+        Ok(self.summary)
+    }
+
+    /// Switches a follow run to "read everything to its end, then stop".
+    fn finish_reading(&mut self) {
+        // Discover what inotify has not reported yet, while new files are
+        // still read from the beginning (follow mode).
+        self.full_scan();
+        self.mode = RunMode::Once;
+        self.table.wait_for_all();
+        for key in self.table.keys() {
+            // Files closed for the fd limit may have grown since.
+            self.reopen(key);
+            self.table.enqueue(key, false);
+        }
+        tracing::info!(
+            files = self.table.waited_for(),
+            "finishing: reading every file to its end"
+        );
+    }
+}
