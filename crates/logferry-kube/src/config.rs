@@ -3,6 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::KubeError;
+
 /// The annotation keys Airflow's `PodGenerator.construct_pod` writes on worker pods,
 /// with their unsanitised values (see
 /// <https://github.com/apache/airflow/blob/main/providers/cncf/kubernetes/src/airflow/providers/cncf/kubernetes/pod_generator.py>).
@@ -64,6 +68,48 @@ impl Default for KubeConfig {
             lookup_wait: Duration::from_secs(2),
             backoff_max: Duration::from_secs(5),
             state_dir: None,
+        }
+    }
+}
+
+/// Compiles the annotation allowlist. Invalid globs are reported and matched literally.
+pub(crate) fn compile_allowlist(patterns: &[String]) -> (GlobSet, Vec<KubeError>) {
+    let mut builder = GlobSetBuilder::new();
+    let mut errors = Vec::new();
+    for pattern in patterns {
+        match Glob::new(pattern) {
+            Ok(glob) => {
+                builder.add(glob);
+            }
+            Err(source) => {
+                if let Ok(glob) = Glob::new(&globset::escape(pattern)) {
+                    builder.add(glob);
+                }
+                errors.push(KubeError::AllowlistPattern {
+                    pattern: pattern.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    let set = builder.build().unwrap_or_else(|_| GlobSet::empty());
+    (set, errors)
+}
+
+impl KubeConfig {
+    /// Checks the configuration (the annotation allowlist's globs).
+    ///
+    /// # Errors
+    ///
+    /// [`KubeError::AllowlistPattern`] for the first invalid glob.
+    pub fn validate(&self) -> Result<(), KubeError> {
+        match compile_allowlist(&self.annotation_allowlist)
+            .1
+            .into_iter()
+            .next()
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! ## What it does
 //!
-//! * **Node-scoped watch.** [`PodStore::start`] runs kube's runtime
+//! * **Node-scoped watch.** [`PodStore::watch`] returns the store and the [`PodWatch`]
+//!   future (the caller spawns it, so its shutdown sees every task), which runs kube's runtime
 //!   [`watcher`](kube::runtime::watcher()) on pods with
 //!   `fieldSelector=spec.nodeName=<node_name>` and on namespaces (for namespace-level
 //!   opt-out). Re-lists after `410 Gone`, dropped connections and API errors, with an
@@ -50,11 +51,15 @@
 //! (<https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes>),
 //! spoken by `kube` 5 and `k8s-openapi` 0.29 (API v1.33).
 
+#![deny(missing_docs)]
+
 mod airflow;
 mod config;
 mod entry;
 mod error;
 mod events;
+mod lookup;
+mod state;
 mod store;
 mod tombstones;
 mod watch;
@@ -63,4 +68,6 @@ pub use airflow::airflow_task;
 pub use config::{KubeConfig, AIRFLOW_ANNOTATIONS};
 pub use error::KubeError;
 pub use events::{KubeEvents, NoopEvents};
-pub use store::{Lookup, PathOnlyReason, PodStore, StoreMemory};
+pub use lookup::{Lookup, PathOnlyReason, StoreMemory};
+pub use store::PodStore;
+pub use watch::PodWatch;

@@ -1,8 +1,13 @@
-//! The watch tasks: kube's `watcher` on pods (node-scoped) and namespaces, feeding the
-//! store; a capped, jittered backoff; the tombstone sweep.
+//! The watch that fills a [`PodStore`]: kube's `watcher` on pods (node-scoped) and
+//! namespaces; a capped, jittered backoff; the tombstone sweep. One future, owned and
+//! spawned by the caller ([`PodWatch`]), as kube-rs's reflector does: nothing runs
+//! behind the caller's back, so its shutdown sees every task.
 
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -14,7 +19,62 @@ use tokio_util::sync::CancellationToken;
 
 use crate::entry::{namespace_excluded, PodInfo};
 use crate::store::Shared;
-use crate::KubeError;
+use crate::{KubeConfig, KubeError, KubeEvents, PodStore};
+
+/// The future that keeps a [`PodStore`] up to date: the pod and namespace watches and
+/// the tombstone sweep, until the `shutdown` token given to [`PodStore::watch`] is
+/// cancelled. Spawn it (`tokio::spawn(watch)`) and await its handle at shutdown.
+#[must_use = "the store stays empty unless its watch is polled (spawn it)"]
+pub struct PodWatch {
+    inner: Pin<Box<dyn Future<Output = ()> + Send + 'static>>,
+}
+
+impl std::fmt::Debug for PodWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodWatch").finish_non_exhaustive()
+    }
+}
+
+impl Future for PodWatch {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl PodStore {
+    /// Creates a store and the watch that fills it: the node-scoped pod watch
+    /// (`fieldSelector=spec.nodeName=<node_name>`), the namespace watch and the
+    /// tombstone sweep, all in the returned [`PodWatch`], which the caller spawns. It
+    /// completes once `shutdown` is cancelled (lookups then stop waiting for pods).
+    ///
+    /// `client` is built by the caller, normally with `kube::Client::try_default()`
+    /// (in-cluster config or the kubeconfig named by `KUBECONFIG`); if that failed, use
+    /// [`PodStore::disabled`]. Watch errors never surface here: they are logged once per
+    /// cause, reported through [`KubeEvents::api_error`], and followed by a re-list after
+    /// an exponential backoff capped at [`KubeConfig::backoff_max`].
+    pub fn watch(
+        client: kube::Client,
+        config: KubeConfig,
+        events: Arc<dyn KubeEvents>,
+        shutdown: CancellationToken,
+    ) -> (PodStore, PodWatch) {
+        if config.node_name.is_empty() {
+            tracing::warn!("kubernetes node_name is empty: watching the pods of every node");
+        }
+        let store = PodStore::new(config, events, false);
+        let shared = Arc::clone(&store.shared);
+        let inner = Box::pin(async move {
+            futures::join!(
+                run_pods(Arc::clone(&shared), client.clone(), shutdown.clone()),
+                run_namespaces(Arc::clone(&shared), client, shutdown.clone()),
+                run_sweep(shared, shutdown),
+            );
+        });
+        (store, PodWatch { inner })
+    }
+}
 
 /// Exponential backoff from 100 ms, doubling, capped at `max`, with up to 20 % jitter
 /// below the nominal value (so that a DaemonSet's pods do not re-list in lockstep after
@@ -115,7 +175,7 @@ async fn run_watch<K, F>(
     }
 }
 
-pub(crate) async fn run_pods(shared: Arc<Shared>, client: Client, shutdown: CancellationToken) {
+async fn run_pods(shared: Arc<Shared>, client: Client, shutdown: CancellationToken) {
     let api: Api<Pod> = Api::all(client);
     let mut config = watcher::Config::default();
     if !shared.config.node_name.is_empty() {
@@ -153,11 +213,7 @@ pub(crate) async fn run_pods(shared: Arc<Shared>, client: Client, shutdown: Canc
     shared.update(|s| s.stopped());
 }
 
-pub(crate) async fn run_namespaces(
-    shared: Arc<Shared>,
-    client: Client,
-    shutdown: CancellationToken,
-) {
+async fn run_namespaces(shared: Arc<Shared>, client: Client, shutdown: CancellationToken) {
     let api: Api<Namespace> = Api::all(client);
     let exclude = shared.config.exclude_annotation.clone();
     run_watch(
@@ -186,7 +242,7 @@ pub(crate) async fn run_namespaces(
 }
 
 /// Evicts expired tombstones every `metadata_grace / 4` (between 50 ms and 10 s).
-pub(crate) async fn run_sweep(shared: Arc<Shared>, shutdown: CancellationToken) {
+async fn run_sweep(shared: Arc<Shared>, shutdown: CancellationToken) {
     let grace = shared.config.metadata_grace;
     let period = (grace / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
     let mut tick = tokio::time::interval(period);

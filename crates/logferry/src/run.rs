@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Batches queued between two stages. With the tailer's batches of up to 1,000
@@ -73,7 +74,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
         )
     })?;
 
-    let store = start_pod_store(&config, &metrics, &background).await;
+    let (store, pod_watch) = start_pod_store(&config, &metrics, &background).await;
     let tail_events = Arc::new(DaemonTailEvents::new(metrics.clone(), store.clone()));
     // `/quitquitquit` ships every line written before the call: the tailer
     // reads every file to its end first, then stops.
@@ -176,6 +177,9 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     drain_deadline.abort();
     background.cancel();
     let _ = progress.await;
+    if let Some(watch) = pod_watch {
+        let _ = watch.await;
+    }
     admin_stop.cancel();
     let _ = admin_task.await;
     let summary = tail_result
@@ -192,13 +196,15 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The pod store (none outside `source.mode: kubernetes`) and the task of its watch,
+/// which ends once `shutdown` is cancelled.
 async fn start_pod_store(
     config: &Config,
     metrics: &Arc<Metrics>,
     shutdown: &CancellationToken,
-) -> Option<PodStore> {
+) -> (Option<PodStore>, Option<JoinHandle<()>>) {
     if config.source.mode != SourceMode::Kubernetes {
-        return None;
+        return (None, None);
     }
     let kube_config = KubeConfig {
         node_name: config.node_name.clone(),
@@ -213,21 +219,24 @@ async fn start_pod_store(
         tracing::info!(
             "kubernetes.enabled is false: records carry the metadata their file path holds"
         );
-        return None;
+        return (None, None);
     }
     match kube::Client::try_default().await {
-        Ok(client) => Some(PodStore::start(
-            client,
-            kube_config,
-            Arc::new(DaemonKubeEvents::new(metrics.clone())),
-            shutdown.clone(),
-        )),
+        Ok(client) => {
+            let (store, watch) = PodStore::watch(
+                client,
+                kube_config,
+                Arc::new(DaemonKubeEvents::new(metrics.clone())),
+                shutdown.clone(),
+            );
+            (Some(store), Some(tokio::spawn(watch)))
+        }
         Err(e) => {
             tracing::warn!(
                 error = %e,
                 "no Kubernetes API configuration (in-cluster or KUBECONFIG): records carry the metadata their file path holds"
             );
-            Some(PodStore::disabled(kube_config))
+            (Some(PodStore::disabled(kube_config)), None)
         }
     }
 }

@@ -92,7 +92,8 @@ pub async fn start(double: KubeApiDouble, config: KubeConfig) -> Harness {
     let events = Arc::new(Recorder::default());
     let shutdown = CancellationToken::new();
     let client = client(&double).await;
-    let store = PodStore::start(client, config, events.clone(), shutdown.clone());
+    let (store, watch) = PodStore::watch(client, config, events.clone(), shutdown.clone());
+    tokio::spawn(watch);
     Harness {
         double,
         store,
