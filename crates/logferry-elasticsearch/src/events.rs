@@ -25,6 +25,19 @@ pub enum BulkOutcome {
 }
 
 impl BulkOutcome {
+    /// Every outcome, for pre-registering metric series.
+    pub const ALL: &'static [BulkOutcome] = &[
+        BulkOutcome::Success,
+        BulkOutcome::PartialFailure,
+        BulkOutcome::Rejected429,
+        BulkOutcome::ServerError,
+        BulkOutcome::TooLarge,
+        BulkOutcome::ClientError,
+        BulkOutcome::ConnectionError,
+        BulkOutcome::Timeout,
+        BulkOutcome::InvalidResponse,
+    ];
+
     /// A label from a closed set, for metrics.
     pub fn as_label(self) -> &'static str {
         match self {
@@ -37,6 +50,46 @@ impl BulkOutcome {
             BulkOutcome::ConnectionError => "connection_error",
             BulkOutcome::Timeout => "timeout",
             BulkOutcome::InvalidResponse => "invalid_response",
+        }
+    }
+}
+
+/// Why a bulk item failed (the `reason` of
+/// [`ForwarderEvents::item_errors`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ItemErrorReason {
+    /// 429 (`es_rejected_execution_exception`): retried.
+    Rejected,
+    /// 5xx: retried.
+    ServerError,
+    /// 400 `mapper_parsing_exception` / `document_parsing_exception`:
+    /// dead-lettered.
+    MapperParsing,
+    /// Any other 4xx: dead-lettered.
+    Other4xx,
+    /// A single document over the server's body limit (413 when sent alone):
+    /// written to the dead-letter file.
+    TooLarge,
+}
+
+impl ItemErrorReason {
+    /// Every reason, for pre-registering metric series.
+    pub const ALL: &'static [ItemErrorReason] = &[
+        ItemErrorReason::Rejected,
+        ItemErrorReason::ServerError,
+        ItemErrorReason::MapperParsing,
+        ItemErrorReason::Other4xx,
+        ItemErrorReason::TooLarge,
+    ];
+
+    /// A label from a closed set, for metrics.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            ItemErrorReason::Rejected => "rejected",
+            ItemErrorReason::ServerError => "server_error",
+            ItemErrorReason::MapperParsing => "mapper_parsing",
+            ItemErrorReason::Other4xx => "other_4xx",
+            ItemErrorReason::TooLarge => "too_large",
         }
     }
 }
@@ -63,11 +116,8 @@ pub trait ForwarderEvents: Send + Sync + 'static {
     fn duplicates(&self, records: u64) {
         let _ = records;
     }
-    /// `records` items failed with `reason`: `rejected` (429), `server_error`
-    /// (5xx), `mapper_parsing` (400 `mapper_parsing_exception` /
-    /// `document_parsing_exception`), `other_4xx`, `too_large` (a single
-    /// document over the server's body limit).
-    fn item_errors(&self, reason: &'static str, records: u64) {
+    /// `records` items failed with `reason`.
+    fn item_errors(&self, reason: ItemErrorReason, records: u64) {
         let _ = (reason, records);
     }
     /// `records` are sent again (after an item error or a failed request).

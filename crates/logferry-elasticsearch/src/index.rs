@@ -30,10 +30,25 @@
 //! removed, the name is cut to 255 bytes at a character boundary, and a name
 //! left empty, `.` or `..` becomes `logferry-invalid-index-name`.
 
+use crate::config::IndexTarget;
 use crate::error::Error;
 use crate::meta::MetaView;
 use chrono::{DateTime, Utc};
 use std::fmt::Write as _;
+
+/// The name of the data stream for a [`IndexTarget::DataStream`]
+/// (`<kind>-<dataset>-<namespace>`, after the index name replacement rule);
+/// for [`IndexTarget::Index`], the template text.
+pub fn data_stream_name(target: &IndexTarget) -> String {
+    match target {
+        IndexTarget::DataStream {
+            kind,
+            dataset,
+            namespace,
+        } => sanitize_index_name(&format!("{kind}-{dataset}-{namespace}")),
+        IndexTarget::Index { template } => template.clone(),
+    }
+}
 
 /// What a rendered name depends on besides the file: the time bucket.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -32,6 +32,22 @@
 //!   refusals) against the Elasticsearch double serving HTTPS in
 //!   `tests/tls.rs`.
 //!
+//! ## Where things are
+//!
+//! Imports go one way, top to bottom:
+//!
+//! | Module | Step |
+//! |---|---|
+//! | `forwarder` | [`Forwarder`]: reads batches, encodes them into bulk bodies, hands full bodies to shipping tasks |
+//! | `startup` | `GET /` and the index templates, before the first bulk request |
+//! | `ship` | one body until every item is finished: retries with backoff, the 413 split, item results, dead letter |
+//! | `request` | one bulk request on the wire: gzip, HTTP status, response parsing, error chain |
+//! | `response` | what each item's status means ([`ItemErrorReason`]) |
+//! | `state` | what the tasks share: endpoints, events, counters ([`ForwarderSummary`]) |
+//! | [`document`], `log_id`, `meta`, `json` | documents, written straight into the body |
+//! | [`index`], [`template`] | index and data stream names; template bodies |
+//! | [`client`], [`config`], [`dead_letter`], `batch`, `retry` | clients and endpoints, settings, refused documents, bodies and acknowledgement, backoff |
+//!
 //! ## Guarantees
 //!
 //! * A batch is acknowledged exactly once, and only after every one of its
@@ -50,6 +66,8 @@
 //! * It reports measurements only through [`ForwarderEvents`]; it has no
 //!   metrics registry.
 
+#![deny(missing_docs)]
+
 pub mod client;
 pub mod config;
 pub mod dead_letter;
@@ -62,9 +80,14 @@ pub mod template;
 mod batch;
 mod forwarder;
 mod json;
+mod log_id;
 mod meta;
+mod request;
 mod response;
 mod retry;
+mod ship;
+mod startup;
+mod state;
 
 pub use client::build_client;
 pub use config::{
@@ -74,8 +97,9 @@ pub use document::{AirflowOptions, DocumentEncoder, DocumentOptions, Schema};
 /// The `elasticsearch` crate, re-exported for users of [`build_client`].
 pub use elasticsearch;
 pub use error::Error;
-pub use events::{BulkOutcome, ForwarderEvents, NoopEvents};
-pub use forwarder::{data_stream_name, Forwarder, ForwarderSummary};
-pub use index::IndexNameTemplate;
+pub use events::{BulkOutcome, ForwarderEvents, ItemErrorReason, NoopEvents};
+pub use forwarder::Forwarder;
+pub use index::{data_stream_name, IndexNameTemplate};
+pub use state::ForwarderSummary;
 /// Re-exported for [`Forwarder::run`].
 pub use tokio_util::sync::CancellationToken;

@@ -2,6 +2,7 @@
 //!
 //! Format: <https://www.elastic.co/guide/en/elasticsearch/reference/8.19/docs-bulk.html#bulk-api-response-body>.
 
+use crate::events::ItemErrorReason;
 use serde::Deserialize;
 
 /// A bulk response body (the fields logferry reads).
@@ -103,9 +104,9 @@ pub(crate) enum Verdict {
     /// 409 on `create`: already indexed, counts as delivered.
     Duplicate,
     /// 429 or 5xx: send again later. The label for `item_errors`.
-    Retry(&'static str),
+    Retry(ItemErrorReason),
     /// Any other 4xx: dead-letter it. The label for `item_errors`.
-    Reject(&'static str),
+    Reject(ItemErrorReason),
 }
 
 impl ItemResult {
@@ -113,16 +114,16 @@ impl ItemResult {
         match self.status {
             200..=299 => Verdict::Delivered,
             409 => Verdict::Duplicate,
-            429 => Verdict::Retry("rejected"),
-            500..=599 => Verdict::Retry("server_error"),
+            429 => Verdict::Retry(ItemErrorReason::Rejected),
+            500..=599 => Verdict::Retry(ItemErrorReason::ServerError),
             _ => {
                 let parsing = self.error.as_ref().is_some_and(|e| {
                     e.kind == "mapper_parsing_exception" || e.kind == "document_parsing_exception"
                 });
                 Verdict::Reject(if parsing {
-                    "mapper_parsing"
+                    ItemErrorReason::MapperParsing
                 } else {
-                    "other_4xx"
+                    ItemErrorReason::Other4xx
                 })
             }
         }
@@ -150,10 +151,10 @@ mod tests {
             [
                 Verdict::Delivered,
                 Verdict::Duplicate,
-                Verdict::Retry("rejected"),
-                Verdict::Retry("server_error"),
-                Verdict::Reject("mapper_parsing"),
-                Verdict::Reject("other_4xx"),
+                Verdict::Retry(ItemErrorReason::Rejected),
+                Verdict::Retry(ItemErrorReason::ServerError),
+                Verdict::Reject(ItemErrorReason::MapperParsing),
+                Verdict::Reject(ItemErrorReason::Other4xx),
             ]
         );
         assert_eq!(

@@ -9,7 +9,7 @@
 
 use crate::config::IndexTarget;
 use crate::document::Schema;
-use crate::index::IndexNameTemplate;
+use crate::index::{data_stream_name, IndexNameTemplate};
 use serde_json::{json, Value};
 
 /// Name of the template for documents.
@@ -98,7 +98,7 @@ pub(crate) fn document_template(target: &IndexTarget, schema: Schema) -> Value {
             body["index_patterns"] = json!([pattern]);
         }
         IndexTarget::DataStream { .. } => {
-            body["index_patterns"] = json!([crate::forwarder::data_stream_name(target)]);
+            body["index_patterns"] = json!([data_stream_name(target)]);
             body["data_stream"] = json!({});
         }
     }

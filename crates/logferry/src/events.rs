@@ -6,7 +6,7 @@
 
 use crate::metrics::Metrics;
 use logferry_core::Source;
-use logferry_elasticsearch::{BulkOutcome, ForwarderEvents};
+use logferry_elasticsearch::{BulkOutcome, ForwarderEvents, ItemErrorReason};
 use logferry_kube::{KubeEvents, PodStore};
 use logferry_tail::{LossReason, RotationKind, TailEvents};
 use std::sync::Arc;
@@ -156,10 +156,10 @@ impl ForwarderEvents for DaemonForwarderEvents {
         self.metrics.es_duplicate_records.inc_by(records);
     }
 
-    fn item_errors(&self, reason: &'static str, records: u64) {
+    fn item_errors(&self, reason: ItemErrorReason, records: u64) {
         self.metrics
             .es_item_errors
-            .with_label_values(&[reason])
+            .with_label_values(&[reason.as_label()])
             .inc_by(records);
     }
 

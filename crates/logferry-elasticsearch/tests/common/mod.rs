@@ -204,8 +204,8 @@ impl ForwarderEvents for CountingEvents {
         self.duplicates
             .fetch_add(records, std::sync::atomic::Ordering::Relaxed);
     }
-    fn item_errors(&self, reason: &'static str, records: u64) {
-        self.item_errors.add(reason, records);
+    fn item_errors(&self, reason: logferry_elasticsearch::ItemErrorReason, records: u64) {
+        self.item_errors.add(reason.as_label(), records);
     }
     fn retries(&self, records: u64) {
         self.retries
