@@ -166,10 +166,32 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-fn parse(bytes: &[u8]) -> Result<Vec<CheckpointEntry>, String> {
-    let f: CheckpointFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+/// Why a checkpoint file could not be used.
+enum Unusable {
+    /// Not a checkpoint file this or any version wrote (torn write, bad JSON).
+    Corrupt(String),
+    /// Written by a newer version.
+    Newer(u32),
+}
+
+fn parse(bytes: &[u8]) -> Result<Vec<CheckpointEntry>, Unusable> {
+    #[derive(Deserialize)]
+    struct Version {
+        version: u32,
+    }
+    // The version first: a newer format may not parse as this one.
+    if let Ok(v) = serde_json::from_slice::<Version>(bytes) {
+        if v.version > CHECKPOINT_VERSION {
+            return Err(Unusable::Newer(v.version));
+        }
+    }
+    let f: CheckpointFile =
+        serde_json::from_slice(bytes).map_err(|e| Unusable::Corrupt(e.to_string()))?;
     if f.version != CHECKPOINT_VERSION {
-        return Err(format!("unsupported version {}", f.version));
+        return Err(Unusable::Corrupt(format!(
+            "unsupported version {}",
+            f.version
+        )));
     }
     Ok(f.files)
 }
@@ -211,7 +233,14 @@ impl CheckpointStore {
                         loaded = Some(files);
                         break;
                     }
-                    Err(reason) => tracing::error!(
+                    Err(Unusable::Newer(found)) => {
+                        return Err(Error::CheckpointVersion {
+                            path: candidate.clone(),
+                            found,
+                            supported: CHECKPOINT_VERSION,
+                        })
+                    }
+                    Err(Unusable::Corrupt(reason)) => tracing::error!(
                         path = %candidate.display(), %reason,
                         "checkpoint file is corrupt; falling back to the previous copy"
                     ),
@@ -406,10 +435,10 @@ mod tests {
         .unwrap();
         let s3 = CheckpointStore::load(dir.path()).unwrap();
         assert_eq!(s3.get(id(1, 2, 3)).unwrap().offset, 40);
-        // Unknown version is treated as corrupt too.
+        // An unknown older version is treated as corrupt too.
         fs::write(
             CheckpointStore::file_path(dir.path()),
-            b"{\"version\":9,\"files\":[]}",
+            b"{\"version\":0,\"files\":[]}",
         )
         .unwrap();
         assert_eq!(
@@ -419,6 +448,39 @@ mod tests {
                 .unwrap()
                 .offset,
             40
+        );
+    }
+
+    /// Regression (issue 10, item 6): a checkpoint file from a newer version
+    /// was treated as corrupt, i.e. silently replaced by the previous copy or
+    /// an empty state (every file shipped again, or skipped by `read_from: end`).
+    #[test]
+    fn a_checkpoint_file_from_a_newer_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = CheckpointStore::load(dir.path()).unwrap();
+        s.set(id(1, 2, 3), 40, Path::new("/a"));
+        s.save(false).unwrap();
+        s.save(false).unwrap();
+        let newer = b"{\"version\":2,\"files\":{\"a new shape\":true}}";
+        fs::write(CheckpointStore::file_path(dir.path()), newer).unwrap();
+        let err = CheckpointStore::load(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::CheckpointVersion {
+                    found: 2,
+                    supported: CHECKPOINT_VERSION,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
+        assert!(err.to_string().contains("newer"), "{err}");
+        assert_eq!(
+            fs::read(CheckpointStore::file_path(dir.path())).unwrap(),
+            newer,
+            "left as it is"
         );
     }
 

@@ -37,6 +37,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The checkpoint file was written by a newer logferry (a downgrade):
+    /// refused rather than reset, since starting over would ship every file
+    /// again and ignoring it could skip data.
+    #[error("checkpoint file {path} has format version {found}, newer than the {supported} this logferry reads: run the newer version, or move the file away to start over")]
+    CheckpointVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
     /// Writing the checkpoint file failed.
     #[error("failed to write checkpoint file {path}")]
     CheckpointWrite {
@@ -61,7 +73,7 @@ impl Error {
     /// Whether retrying the same operation later can succeed (I/O errors may be
     /// transient; configuration errors are not).
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Error::Config { .. })
+        !matches!(self, Error::Config { .. } | Error::CheckpointVersion { .. })
     }
 
     /// A short, bounded label for metrics (`logferry_tail_errors_total{kind=…}`).
@@ -70,6 +82,7 @@ impl Error {
             Error::Config { .. } => "config",
             Error::DataDir { .. } => "data_dir",
             Error::CheckpointRead { .. } => "checkpoint_read",
+            Error::CheckpointVersion { .. } => "checkpoint_version",
             Error::CheckpointWrite { .. } => "checkpoint_write",
             Error::Watch { .. } => "watch",
         }

@@ -165,6 +165,7 @@ impl Enricher {
             tokio::select! {
                 batch = input.recv(), if input_open => {
                     let Some(batch) = batch else { input_open = false; continue };
+                    failpoint_panic("enricher");
                     let id = batch.source.id;
                     if let Some(queue) = waiting.get_mut(&id) {
                         queue.push_back(batch);
@@ -201,4 +202,16 @@ impl Enricher {
             }
         }
     }
+}
+
+/// Debug builds only: panics when `LOGFERRY_FAILPOINT` names `stage`, so the
+/// end-to-end tests can check that a panicking task ends the process with exit
+/// code 2. Compiled out of release builds.
+fn failpoint_panic(stage: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("LOGFERRY_FAILPOINT").is_ok_and(|v| v == format!("{stage}_panic")) {
+        panic!("failpoint {stage}_panic");
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = stage;
 }

@@ -70,6 +70,25 @@ fn init_logging() {
         .init();
 }
 
+/// A panic in any task or thread (a pipeline stage, the pod watch, the admin
+/// server) ends the process with exit code 2 instead of leaving it running
+/// with a stage missing (a frozen checkpoint behind a green `/readyz`) or
+/// letting it exit 0. Checkpoints on disk are intact (written atomically, and
+/// only over acknowledged records): kubelet restarts the container and what
+/// was not acknowledged is read again.
+fn exit_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            panic = %info,
+            backtrace = %std::backtrace::Backtrace::force_capture(),
+            "a task panicked: exiting with code 2 (checkpoints are intact; unacknowledged records are read again after the restart)"
+        );
+        std::process::exit(2);
+    }));
+}
+
 fn load_config(path: &std::path::Path) -> Result<config::Config, ExitCode> {
     config::Config::load(path).map_err(|e| {
         eprintln!("{e}");
@@ -103,6 +122,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             init_logging();
+            exit_on_panic();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .thread_name("logferry")
@@ -113,7 +133,7 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "fatal");
-                    ExitCode::from(2)
+                    ExitCode::from(run::exit_code(&e))
                 }
             }
         }

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub es_in_flight_requests: IntGauge,
     /// Documents written by the stdout sink.
     pub stdout_written_records: IntCounter,
+    /// Shutdowns whose drain timeout fired with records not delivered.
+    pub shutdown_drain_timeouts: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -236,6 +238,11 @@ impl Metrics {
                 &r,
                 "logferry_stdout_written_records_total",
                 "Documents written by the stdout sink.",
+            ),
+            shutdown_drain_timeouts: counter(
+                &r,
+                "logferry_shutdown_drain_timeouts_total",
+                "Shutdowns whose drain timeout fired with records not delivered (they are read again at the next start).",
             ),
             registry: r,
         };

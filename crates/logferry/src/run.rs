@@ -11,8 +11,11 @@
 //! end of `--once`) stops reading; the enricher and the sink drain what is in
 //! flight; when the last `Acker` is dropped the tailer writes its final
 //! checkpoints and returns. The sink's drain is bounded by
-//! `shutdown.drain_timeout`: what is not delivered by then is simply read again
-//! after the restart (its checkpoint did not advance).
+//! `shutdown.drain_timeout`: what is not delivered by then is read again after
+//! the restart (its checkpoint did not advance), and `run` fails (exit 2) so
+//! that a sidecar pod never reports success with lines missing.
+//!
+//! A panic in any task ends the process with exit code 2 (see `main.rs`).
 
 use crate::admin::{self, AdminState};
 use crate::config::{self, Config, SourceMode};
@@ -106,11 +109,11 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
             let acker = acker.clone();
             let hard_stop = hard_stop.clone();
             tokio::spawn(async move {
-                forwarder
+                let summary = forwarder
                     .run(sink_rx, acker, hard_stop)
                     .await
-                    .map(|_| ())
-                    .context("elasticsearch forwarder failed")
+                    .context("elasticsearch forwarder failed")?;
+                anyhow::Ok(summary.stopped_early)
             })
         }
         None => {
@@ -121,7 +124,8 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
             tokio::spawn(async move {
                 sink::stdout(sink_rx, acker, options, metrics)
                     .await
-                    .context("writing to stdout failed")
+                    .context("writing to stdout failed")?;
+                anyhow::Ok(false)
             })
         }
     };
@@ -159,8 +163,11 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     let drain_deadline = {
         let hard_stop = hard_stop.clone();
         let timeout = config.drain_timeout;
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
+            // Counted now, while the admin server still answers scrapes.
+            metrics.shutdown_drain_timeouts.inc();
             tracing::warn!(
                 ?timeout,
                 "drain timeout reached: undelivered records will be read again after restart"
@@ -186,7 +193,15 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
         .context("tailer task panicked")?
         .context("tailer failed")?;
     // Checkpoints are written either way; a sink that failed is still fatal.
-    sink_result?;
+    let stopped_early: bool = sink_result?;
+    if stopped_early {
+        // A sidecar pod must not report success with lines missing.
+        return Err(DrainTimeout {
+            timeout: config.drain_timeout,
+            records: summary.records,
+        }
+        .into());
+    }
     tracing::info!(
         files = summary.files,
         records = summary.records,
@@ -194,6 +209,39 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
         "logferry stopped; checkpoints written"
     );
     Ok(())
+}
+
+/// The drain timeout fired with records not yet delivered: they were not
+/// acknowledged, so their checkpoints did not advance and the next start reads
+/// them again, but this run did not ship everything it read.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "drain timeout ({timeout:?}, shutdown.drain_timeout) reached with records not delivered; \
+     checkpoints stop before them, so they are read again at the next start ({records} records were read in this run)"
+)]
+pub struct DrainTimeout {
+    /// `shutdown.drain_timeout`.
+    pub timeout: Duration,
+    /// Records read in this run (delivered or not).
+    pub records: u64,
+}
+
+/// The process exit code for an error from [`run`]: 1 when the data on disk
+/// cannot be used by this version (a checkpoint file written by a newer
+/// version: a configuration problem, not a crash to restart from), 2 for every
+/// other fatal runtime error, the drain timeout included.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    let newer_checkpoint = error.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<logferry_tail::Error>(),
+            Some(logferry_tail::Error::CheckpointVersion { .. })
+        )
+    });
+    if newer_checkpoint {
+        1
+    } else {
+        2
+    }
 }
 
 /// The pod store (none outside `source.mode: kubernetes`) and the task of its watch,

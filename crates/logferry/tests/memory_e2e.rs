@@ -25,7 +25,7 @@ fn memory_stays_bounded_while_elasticsearch_is_down_and_500_mb_wait() {
     let setup = FilesSetup::new(&format!(
         "node_name: memory-test\n\
          elasticsearch: {{endpoints: [\"{}\"], retry: {{initial_backoff: 100ms, max_backoff: 1s}}, install_template: false}}\n\
-         shutdown: {{drain_timeout: 2s}}",
+         shutdown: {{drain_timeout: 10s}}",
         es.url()
     ));
     let logs = &setup.logs;

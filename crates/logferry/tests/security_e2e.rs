@@ -302,3 +302,112 @@ fn kubernetes_mode_serves_no_quitquitquit_by_default() {
     daemon.signal(15);
     assert_eq!(daemon.wait_exit(Duration::from_secs(20)), Some(0));
 }
+
+/// Regression (issue 10, item 6): a panic in a pipeline task left the process
+/// either exiting 0 or running with a frozen checkpoint behind a green
+/// `/readyz`. Now it exits 2 (kubelet restarts it).
+#[test]
+fn a_panicking_task_ends_the_process_with_exit_code_2() {
+    let setup = FilesSetup::new("node_name: panic-test");
+    std::fs::write(setup.logs.join("app.log"), "one\ntwo\n").unwrap();
+    let mut daemon = Daemon::start(
+        setup.dir.path(),
+        &setup.config,
+        setup.admin,
+        &[],
+        &[("LOGFERRY_FAILPOINT", "enricher_panic")],
+    );
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(30)),
+        Some(2),
+        "stderr:\n{}",
+        daemon.stderr()
+    );
+    assert!(
+        daemon.stderr().contains("a task panicked"),
+        "logged: {}",
+        daemon.stderr()
+    );
+    assert_eq!(daemon.stdout(), "", "nothing shipped after the panic");
+}
+
+/// Regression (issue 10, item 6): the drain timeout firing with records not
+/// delivered exited 0, so a sidecar pod reported success with lines missing.
+#[test]
+fn a_drain_timeout_with_undelivered_records_exits_non_zero_and_is_counted() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let es = rt
+        .block_on(logferry_testkit::elasticsearch::EsDouble::start())
+        .unwrap();
+    es.faults().outage(Duration::from_secs(3600));
+    let setup = FilesSetup::new(&format!(
+        "node_name: drain-test\n\
+         elasticsearch: {{endpoints: [\"{}\"], retry: {{initial_backoff: 50ms, max_backoff: 200ms}}, install_template: false}}\n\
+         shutdown: {{drain_timeout: 1s}}",
+        es.url()
+    ));
+    let lines: String = (0..100).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(setup.logs.join("app.log"), lines).unwrap();
+    let mut daemon = setup.start(&[]);
+    daemon.wait_ready(Duration::from_secs(20));
+    assert!(
+        wait_for(Duration::from_secs(20), || daemon
+            .metric("logferry_tail_read_records_total")
+            >= 100.0),
+        "read; stderr:\n{}",
+        daemon.stderr()
+    );
+    daemon.signal(15);
+    let code = daemon.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(2), "stderr:\n{}", daemon.stderr());
+    assert!(
+        daemon.stderr().contains("drain timeout"),
+        "{}",
+        daemon.stderr()
+    );
+    assert_eq!(es.document_count(), 0);
+
+    // The same with Elasticsearch up: a clean drain still exits 0.
+    es.faults().end_outage();
+    let mut daemon = setup.start(&[]);
+    daemon.wait_ready(Duration::from_secs(20));
+    assert!(wait_for(Duration::from_secs(30), || es.document_count() == 100));
+    assert_eq!(daemon.metric("logferry_shutdown_drain_timeouts_total"), 0.0);
+    daemon.signal(15);
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "stderr:\n{}",
+        daemon.stderr()
+    );
+}
+
+/// Regression (issue 10, item 6): a checkpoint file written by a newer
+/// version was treated as corrupt and silently replaced. Now `run` refuses it
+/// with a clear error and exit code 1, and leaves it as it is.
+#[test]
+fn a_checkpoint_file_from_a_newer_version_is_refused_with_exit_1() {
+    let setup = FilesSetup::new("node_name: downgrade-test");
+    std::fs::write(setup.logs.join("app.log"), "one\n").unwrap();
+    let data = setup.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let newer = r#"{"version":99,"files":[]}"#;
+    std::fs::write(data.join("checkpoints.json"), newer).unwrap();
+    let mut daemon = setup.start(&[]);
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(20)),
+        Some(1),
+        "stderr:\n{}",
+        daemon.stderr()
+    );
+    let stderr = daemon.stderr();
+    assert!(
+        stderr.contains("newer") && stderr.contains("checkpoints.json"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("checkpoints.json")).unwrap(),
+        newer
+    );
+    assert_eq!(daemon.stdout(), "", "nothing read");
+}
