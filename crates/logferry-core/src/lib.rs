@@ -20,6 +20,8 @@
 //!   (`/var/log/pods/...` and `/var/log/containers/...`), which both the tailer and the
 //!   metadata crate need.
 
+#![deny(missing_docs)]
+
 mod ack;
 mod file;
 mod level;

@@ -63,6 +63,8 @@
 //! docker json-file (<https://docs.docker.com/engine/logging/drivers/json-file/>);
 //! checkpoint file format: [`checkpoint`].
 
+#![deny(missing_docs)]
+
 pub mod checkpoint;
 mod config;
 pub mod cri;

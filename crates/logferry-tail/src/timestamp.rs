@@ -27,6 +27,17 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Days in `month` (1–12) of the proleptic Gregorian `year`.
+#[inline]
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 /// Parses `YYYY-MM-DDTHH:MM:SS` (the first 19 bytes) into seconds since the
 /// epoch as if the time were UTC.
 #[inline]
@@ -47,6 +58,10 @@ fn parse_prefix(b: &[u8]) -> Option<i64> {
     let min = digits2(b, 14)?;
     let sec = digits2(b, 17)?;
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    // Only days 29 to 31 need the month's length (`2016-02-31` does not exist).
+    if day > 28 && day > days_in_month(year, month) {
         return None;
     }
     let days = days_from_civil(year as i64, month, day);
@@ -183,6 +198,11 @@ mod tests {
         assert_eq!(p(b"1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(p(b"2000-03-01T00:00:00Z"), Some(951_868_800_000_000_000));
         assert_eq!(p(b"2024-02-29T12:00:00Z"), Some(1_709_208_000_000_000_000));
+        assert!(
+            p(b"2000-02-29T00:00:00Z").is_some(),
+            "divisible by 400: leap"
+        );
+        assert!(p(b"2016-12-31T00:00:00Z").is_some());
         assert_eq!(p(b"1969-12-31T23:59:59Z"), Some(-1_000_000_000));
     }
 
@@ -215,6 +235,12 @@ mod tests {
             b"2016-10-06T00:17:09+0",
             b"20a6-10-06T00:17:09Z",
             b"2016-10-06T00:17:09.123\xff",
+            b"2016-02-31T00:00:00Z",
+            b"2016-02-30T00:00:00Z",
+            b"2015-02-29T00:00:00Z",
+            b"1900-02-29T00:00:00Z",
+            b"2016-04-31T00:00:00Z",
+            b"2016-11-31T00:00:00Z",
         ] {
             assert_eq!(p(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }

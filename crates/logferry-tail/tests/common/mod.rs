@@ -2,36 +2,18 @@
 //! consumer task that records every batch and acknowledges it.
 #![allow(dead_code)]
 
-#[path = "../../../logferry-testkit/src/writer.rs"]
-pub mod writer;
+pub use logferry_testkit::writer;
 
 use logferry_core::{Acker, Record, RecordBatch, Source};
 use logferry_tail::{
     LossReason, RotationKind, RunMode, TailConfig, TailEvents, TailSummary, Tailer,
 };
-use parking_lot_shim::Mutex;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// A tiny mutex wrapper so the harness needs no extra dependency.
-pub mod parking_lot_shim {
-    /// `std::sync::Mutex` that panics on poison.
-    #[derive(Default, Debug)]
-    pub struct Mutex<T>(std::sync::Mutex<T>);
-    impl<T> Mutex<T> {
-        /// Wraps `v`.
-        pub fn new(v: T) -> Self {
-            Mutex(std::sync::Mutex::new(v))
-        }
-        /// Locks.
-        pub fn lock(&self) -> std::sync::MutexGuard<'_, T> {
-            self.0.lock().unwrap()
-        }
-    }
-}
 
 /// Counts events.
 #[derive(Default, Debug)]
