@@ -59,6 +59,26 @@
 //!   (inherent to copytruncate); it is counted when the size was known.
 //! * It does not enrich records (`RecordBatch::meta` is `None`).
 //!
+//! ## Where things live
+//!
+//! * `tailer/`: the [`Tailer`] and its single task. `tailer/mod.rs` holds the
+//!   public API and the select loop; `table.rs` every tracked file and the
+//!   indexes over them (by path, by source, read queues), so that re-keying a
+//!   file is one step; `discovery.rs` the `Discovery` trait with the kubelet
+//!   and glob layouts, the inotify watch set and container ids; `scan.rs`
+//!   the reactions to directory listings and inotify events; `read.rs`
+//!   identification, reading, copytruncate, batches, acknowledgements and
+//!   release; `deleted.rs` deleted and rotated-away files (spool, `.gz`
+//!   read-back, limits); `housekeeping.rs` the timers (flush timeouts, safety
+//!   poll, open-file limit, checkpoint saves).
+//! * [`reader`] (one file's read buffer), [`decode`], [`cri`], [`docker`],
+//!   [`joiner`] and [`timestamp`] turn bytes into records; [`identity`]
+//!   fingerprints first lines; [`checkpoint`] tracks acknowledgements and
+//!   persists offsets; `spool` keeps copies of deleted files.
+//!
+//! The repository's `ARCHITECTURE.md` draws the data flow from discovery to
+//! checkpoints across the crates.
+//!
 //! Formats: CRI (<https://github.com/kubernetes/design-proposals-archive/blob/main/node/kubelet-cri-logging.md>),
 //! docker json-file (<https://docs.docker.com/engine/logging/drivers/json-file/>);
 //! checkpoint file format: [`checkpoint`].
