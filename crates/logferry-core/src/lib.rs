@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 mod ack;
+mod config;
 mod file;
 mod level;
 mod path;
@@ -30,6 +31,7 @@ mod pod;
 mod record;
 
 pub use ack::{AckToken, Acker};
+pub use config::ConfigProblem;
 pub use file::{DevIno, FileId, SourceId};
 pub use level::Level;
 pub use path::{ContainerLink, KubeLogPath};

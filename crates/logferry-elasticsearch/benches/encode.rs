@@ -51,7 +51,9 @@ fn main() {
                 schema: Schema::Ecs,
                 host_name: Some("node-a-1".into()),
                 airflow: Some(AirflowOptions {
-                    log_id_template: "{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}".into(),
+                    log_id_template: "{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}"
+                        .parse()
+                        .unwrap(),
                 }),
             },
         ),

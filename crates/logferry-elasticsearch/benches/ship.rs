@@ -187,7 +187,7 @@ async fn ship(double: &Double, lines: &[String], compression: Compression, total
     config.compression = compression;
     config.install_template = false;
     config.target = IndexTarget::Index {
-        template: "logs-bench-%Y.%m.%d".into(),
+        template: "logs-bench-%Y.%m.%d".parse().unwrap(),
     };
     let forwarder = Forwarder::new(
         config,

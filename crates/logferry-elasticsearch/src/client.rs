@@ -6,7 +6,7 @@
 //! `User-Agent` and `x-elastic-client-meta` headers. Environment proxy settings
 //! are ignored (a node agent talks to Elasticsearch directly).
 
-use crate::config::{Auth, ElasticsearchConfig, TlsConfig};
+use crate::config::{parse_endpoints, Auth, ElasticsearchConfig, TlsConfig};
 use crate::error::Error;
 use base64::Engine as _;
 use elasticsearch::auth::{ClientCertificate, Credentials};
@@ -15,7 +15,6 @@ use elasticsearch::http::headers::{HeaderValue, AUTHORIZATION};
 use elasticsearch::http::transport::{
     MultiNodeConnectionPool, SingleNodeConnectionPool, TransportBuilder,
 };
-use elasticsearch::http::Url;
 use elasticsearch::Elasticsearch;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,48 +38,6 @@ pub fn build_client(config: &ElasticsearchConfig) -> Result<Elasticsearch, Error
     let pool = MultiNodeConnectionPool::round_robin(urls, None);
     let settings = ClientSettings::load(config)?;
     settings.build(TransportBuilder::new(pool), &config.endpoints.join(","))
-}
-
-/// Parses every endpoint.
-pub(crate) fn parse_endpoints(endpoints: &[String]) -> Result<Vec<Url>, Error> {
-    if endpoints.is_empty() {
-        return Err(Error::InvalidConfig {
-            field: "endpoints",
-            reason: "at least one endpoint is required".into(),
-        });
-    }
-    endpoints.iter().map(|e| parse_endpoint(e)).collect()
-}
-
-fn parse_endpoint(endpoint: &str) -> Result<Url, Error> {
-    let invalid = |reason: String| Error::InvalidEndpoint {
-        endpoint: endpoint.to_owned(),
-        reason,
-    };
-    let mut url = Url::parse(endpoint).map_err(|e| invalid(e.to_string()))?;
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(invalid(format!(
-            "scheme must be http or https, not {:?}",
-            url.scheme()
-        )));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("no host".into()));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "credentials in the URL are not allowed; use auth with a secret file".into(),
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("query and fragment are not allowed".into()));
-    }
-    // A path prefix (`https://proxy/es`) must end with `/` for `Url::join`.
-    if !url.path().ends_with('/') {
-        let p = format!("{}/", url.path());
-        url.set_path(&p);
-    }
-    Ok(url)
 }
 
 /// Reads a secret file: the whole content minus trailing `\r`/`\n`; an empty
@@ -369,6 +326,7 @@ impl CoolDown {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::parse_endpoint;
 
     #[test]
     fn validates_endpoints() {

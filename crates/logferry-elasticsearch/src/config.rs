@@ -1,6 +1,10 @@
 //! Forwarder configuration: typed, validated values (the daemon parses YAML
 //! into these; see `elasticsearch:` in SPEC.md).
 
+use crate::error::Error;
+use crate::index::{sanitize_index_name, IndexNameTemplate};
+use elasticsearch::http::Url;
+use logferry_core::ConfigProblem;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,8 +17,8 @@ pub enum IndexTarget {
     /// (`logs-{kubernetes.namespace}-%Y.%m.%d`). See [`crate::index`] for the
     /// rendering and the character replacement rule.
     Index {
-        /// The template, e.g. `logs-k8s-%Y.%m.%d`.
-        template: String,
+        /// The parsed template, e.g. `logs-k8s-%Y.%m.%d`.
+        template: IndexNameTemplate,
     },
     /// A data stream named `<kind>-<dataset>-<namespace>`
     /// (Elastic's data stream naming scheme:
@@ -160,7 +164,7 @@ impl ElasticsearchConfig {
         ElasticsearchConfig {
             endpoints: vec![endpoint.into()],
             target: IndexTarget::Index {
-                template: "logs-k8s-%Y.%m.%d".to_owned(),
+                template: IndexNameTemplate::default(),
             },
             auth: None,
             tls: None,
@@ -174,4 +178,143 @@ impl ElasticsearchConfig {
             install_template: true,
         }
     }
+}
+
+impl ElasticsearchConfig {
+    /// Every problem of this configuration, with key paths as the daemon's
+    /// `elasticsearch` section names them (`endpoints[1]`, `batch.max_events`,
+    /// `data_stream.dataset`). Empty means [`Forwarder::new`](crate::Forwarder::new)
+    /// accepts the configuration (it can still fail on unreadable secret or
+    /// PEM files, which are read there).
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        self.errors()
+            .into_iter()
+            .map(|(key, e)| {
+                let message = match e {
+                    Error::InvalidConfig { reason, .. } => reason,
+                    Error::InvalidEndpoint { endpoint, reason } => {
+                        format!("invalid endpoint {endpoint:?}: {reason}")
+                    }
+                    other => other.to_string(),
+                };
+                ConfigProblem::new(key, message)
+            })
+            .collect()
+    }
+
+    /// Every problem as the [`Error`] [`Forwarder::new`](crate::Forwarder::new)
+    /// returns for it, with its key path.
+    pub(crate) fn errors(&self) -> Vec<(String, Error)> {
+        let mut out = Vec::new();
+        let mut invalid = |field: &'static str, reason: &str| {
+            out.push((
+                field.to_owned(),
+                Error::InvalidConfig {
+                    field,
+                    reason: reason.to_owned(),
+                },
+            ));
+        };
+        if self.endpoints.is_empty() {
+            invalid("endpoints", "at least one endpoint is required");
+        }
+        if self.batch.max_events == 0 {
+            invalid("batch.max_events", "must be at least 1");
+        }
+        if self.batch.max_bytes == 0 {
+            invalid("batch.max_bytes", "must be at least 1 byte");
+        }
+        if self.concurrency == 0 {
+            invalid("concurrency", "must be at least 1");
+        }
+        if self.retry.initial_backoff.is_zero() {
+            invalid("retry.initial_backoff", "must be more than zero");
+        }
+        if self.retry.max_backoff < self.retry.initial_backoff {
+            invalid(
+                "retry.max_backoff",
+                "must not be smaller than initial_backoff",
+            );
+        }
+        if self.request_timeout.is_zero() {
+            invalid("request_timeout", "must be more than zero");
+        }
+        if sanitize_index_name(&self.dead_letter_index) != self.dead_letter_index {
+            invalid("dead_letter_index", "not a valid index name (lower-case, no \\ / * ? \" < > | , # : or space, not starting with - _ +)");
+        }
+        if let IndexTarget::DataStream {
+            kind,
+            dataset,
+            namespace,
+        } = &self.target
+        {
+            for (field, v) in [
+                ("data_stream.type", kind),
+                ("data_stream.dataset", dataset),
+                ("data_stream.namespace", namespace),
+            ] {
+                if v.is_empty() || v.contains('-') {
+                    invalid(field, "must be non-empty and contain no '-'");
+                } else if sanitize_index_name(v) != *v {
+                    invalid(field, "must be lower-case, without \\ / * ? \" < > | , # : or space, not starting with _ or +");
+                }
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                invalid(
+                    "tls.key_file",
+                    "cert_file and key_file must be given together",
+                );
+            }
+        }
+        for (i, e) in self.endpoints.iter().enumerate() {
+            if let Err(err) = parse_endpoint(e) {
+                out.push((format!("endpoints[{i}]"), err));
+            }
+        }
+        out
+    }
+}
+
+/// Parses every endpoint.
+pub(crate) fn parse_endpoints(endpoints: &[String]) -> Result<Vec<Url>, Error> {
+    if endpoints.is_empty() {
+        return Err(Error::InvalidConfig {
+            field: "endpoints",
+            reason: "at least one endpoint is required".into(),
+        });
+    }
+    endpoints.iter().map(|e| parse_endpoint(e)).collect()
+}
+
+pub(crate) fn parse_endpoint(endpoint: &str) -> Result<Url, Error> {
+    let invalid = |reason: String| Error::InvalidEndpoint {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
+    let mut url = Url::parse(endpoint).map_err(|e| invalid(e.to_string()))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(invalid(format!(
+            "scheme must be http or https, not {:?}",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host".into()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "credentials in the URL are not allowed; use auth with a secret file".into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("query and fragment are not allowed".into()));
+    }
+    // A path prefix (`https://proxy/es`) must end with `/` for `Url::join`.
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    Ok(url)
 }

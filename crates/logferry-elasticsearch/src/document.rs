@@ -58,7 +58,6 @@
 //! record. Strings are escaped by hand with a copy-through fast path; invalid
 //! UTF-8 is replaced by U+FFFD.
 
-use crate::error::Error;
 use crate::index::IndexNameTemplate;
 use crate::json::{write_i64, write_key, write_str, write_timestamp, write_u64};
 use crate::log_id::LogIdTemplate;
@@ -109,9 +108,9 @@ pub enum Schema {
 /// Airflow task log support.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct AirflowOptions {
-    /// Airflow's `[elasticsearch] log_id_template`, e.g.
+    /// Airflow's `[elasticsearch] log_id_template`, parsed, e.g.
     /// `{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}`.
-    pub log_id_template: String,
+    pub log_id_template: LogIdTemplate,
 }
 
 /// What documents look like.
@@ -123,21 +122,6 @@ pub struct DocumentOptions {
     pub host_name: Option<String>,
     /// Airflow `log_id` / `offset`, when set.
     pub airflow: Option<AirflowOptions>,
-}
-
-impl DocumentOptions {
-    /// Checks the Airflow `log_id` template.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidConfig`] naming `airflow.log_id_template` for an
-    /// unknown placeholder or an unbalanced brace.
-    pub fn validate(&self) -> Result<(), Error> {
-        if let Some(a) = &self.airflow {
-            LogIdTemplate::parse(&a.log_id_template)?;
-        }
-        Ok(())
-    }
 }
 
 /// How the forwarder names a document's index.
@@ -187,17 +171,12 @@ impl std::fmt::Debug for DocumentEncoder {
 }
 
 impl DocumentEncoder {
-    /// Creates an encoder. An invalid Airflow `log_id` template (see
-    /// [`DocumentOptions::validate`]) disables Airflow fields; call `validate`
-    /// first to report it.
+    /// Creates an encoder.
     pub fn new(options: DocumentOptions) -> Self {
         DocumentEncoder {
             schema: options.schema,
             host_name: options.host_name,
-            log_id: options
-                .airflow
-                .as_ref()
-                .and_then(|a| LogIdTemplate::parse(&a.log_id_template).ok()),
+            log_id: options.airflow.map(|a| a.log_id_template),
             files: FileCache::default(),
             offsets: HashMap::new(),
         }

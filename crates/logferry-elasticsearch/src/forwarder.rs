@@ -8,7 +8,7 @@ use crate::config::{ElasticsearchConfig, IndexTarget};
 use crate::document::{DocumentEncoder, DocumentOptions, IndexNaming};
 use crate::error::Error;
 use crate::events::ForwarderEvents;
-use crate::index::{data_stream_name, sanitize_index_name, IndexNameTemplate};
+use crate::index::data_stream_name;
 use crate::ship::dispatch;
 use crate::startup::startup;
 use crate::state::{Counters, ForwarderSummary, Shared};
@@ -52,52 +52,13 @@ impl Forwarder {
         documents: DocumentOptions,
         events: Arc<dyn ForwarderEvents>,
     ) -> Result<Forwarder, Error> {
-        let invalid = |field: &'static str, reason: &str| Error::InvalidConfig {
-            field,
-            reason: reason.to_owned(),
-        };
-        if config.batch.max_events == 0 {
-            return Err(invalid("batch.max_events", "must be at least 1"));
+        if let Some((_, e)) = config.errors().into_iter().next() {
+            return Err(e);
         }
-        if config.batch.max_bytes == 0 {
-            return Err(invalid("batch.max_bytes", "must be at least 1 byte"));
-        }
-        if config.concurrency == 0 {
-            return Err(invalid("concurrency", "must be at least 1"));
-        }
-        if config.retry.initial_backoff.is_zero()
-            || config.retry.max_backoff < config.retry.initial_backoff
-        {
-            return Err(invalid(
-                "retry",
-                "initial_backoff must be more than zero and at most max_backoff",
-            ));
-        }
-        let dead_letter_index = sanitize_index_name(&config.dead_letter_index);
-        if dead_letter_index != config.dead_letter_index {
-            return Err(invalid("dead_letter_index", "not a valid index name (lower-case, no \\ / * ? \" < > | , # : or space, not starting with - _ +)"));
-        }
-        documents.validate()?;
+        let dead_letter_index = config.dead_letter_index.clone();
         let naming = match &config.target {
-            IndexTarget::Index { template } => {
-                IndexNaming::Template(IndexNameTemplate::parse(template)?)
-            }
-            IndexTarget::DataStream {
-                kind,
-                dataset,
-                namespace,
-            } => {
-                for (field, v) in [
-                    ("data_stream.type", kind),
-                    ("data_stream.dataset", dataset),
-                    ("data_stream.namespace", namespace),
-                ] {
-                    if v.is_empty() || v.contains('-') {
-                        return Err(invalid(field, "must be non-empty and contain no '-'"));
-                    }
-                }
-                IndexNaming::Fixed(data_stream_name(&config.target))
-            }
+            IndexTarget::Index { template } => IndexNaming::Template(template.clone()),
+            IndexTarget::DataStream { .. } => IndexNaming::Fixed(data_stream_name(&config.target)),
         };
         let endpoints = Endpoints::new(&config)?;
         let shared = Arc::new(Shared {

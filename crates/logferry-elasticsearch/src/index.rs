@@ -46,7 +46,7 @@ pub fn data_stream_name(target: &IndexTarget) -> String {
             dataset,
             namespace,
         } => sanitize_index_name(&format!("{kind}-{dataset}-{namespace}")),
-        IndexTarget::Index { template } => template.clone(),
+        IndexTarget::Index { template } => template.as_str().to_owned(),
     }
 }
 
@@ -69,11 +69,36 @@ enum Part {
     Field(String),
 }
 
-/// A parsed index name template.
+/// A parsed index name template (see the module documentation for the
+/// syntax). The default is `logs-k8s-%Y.%m.%d`.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct IndexNameTemplate {
+    text: String,
     parts: Vec<Part>,
     bucket: Bucket,
+}
+
+/// The default index name template.
+const DEFAULT_TEMPLATE: &str = "logs-k8s-%Y.%m.%d";
+
+impl Default for IndexNameTemplate {
+    fn default() -> Self {
+        IndexNameTemplate::parse(DEFAULT_TEMPLATE).expect("the default index template parses")
+    }
+}
+
+impl std::str::FromStr for IndexNameTemplate {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        IndexNameTemplate::parse(s)
+    }
+}
+
+impl std::fmt::Display for IndexNameTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 const FIELDS: &[&str] = &[
@@ -149,7 +174,16 @@ impl IndexNameTemplate {
                 bucket = coarsest(bucket, bucket_of(fmt));
             }
         }
-        Ok(IndexNameTemplate { parts, bucket })
+        Ok(IndexNameTemplate {
+            text: template.to_owned(),
+            parts,
+            bucket,
+        })
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
     #[cfg(test)]

@@ -100,6 +100,7 @@ pub use error::Error;
 pub use events::{BulkOutcome, ForwarderEvents, ItemErrorReason, NoopEvents};
 pub use forwarder::Forwarder;
 pub use index::{data_stream_name, IndexNameTemplate};
+pub use log_id::LogIdTemplate;
 pub use state::ForwarderSummary;
 /// Re-exported for [`Forwarder::run`].
 pub use tokio_util::sync::CancellationToken;

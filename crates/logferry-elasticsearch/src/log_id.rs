@@ -1,11 +1,12 @@
 //! Airflow's `log_id_template` (`[elasticsearch] log_id_template`, e.g.
 //! `{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}`): parsed once,
-//! rendered per Airflow task (see `shared/notes/airflow.md` §1).
+//! rendered per Airflow task (Airflow's `ElasticsearchTaskHandler`,
+//! <https://airflow.apache.org/docs/apache-airflow-providers-elasticsearch/stable/logging/index.html>).
 
 use crate::error::Error;
 use logferry_core::AirflowTask;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 enum LogIdPart {
     Text(String),
     DagId,
@@ -16,16 +17,50 @@ enum LogIdPart {
     LogicalDate,
 }
 
-#[derive(Clone, Debug)]
-pub(crate) struct LogIdTemplate(Vec<LogIdPart>);
+/// Airflow's `log_id_template`, parsed the way Airflow renders it (Python
+/// `str.format`: `{name}` placeholders, `{{` and `}}` for literal braces).
+/// Placeholders: `dag_id`, `task_id`, `run_id`, `map_index`, `try_number`,
+/// `logical_date`, `execution_date`. The default is
+/// `{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct LogIdTemplate {
+    text: String,
+    parts: Vec<LogIdPart>,
+}
+
+impl Default for LogIdTemplate {
+    fn default() -> Self {
+        LogIdTemplate::parse("{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}")
+            .expect("the default log_id template parses")
+    }
+}
+
+impl std::str::FromStr for LogIdTemplate {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        LogIdTemplate::parse(s)
+    }
+}
+
+impl std::fmt::Display for LogIdTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
 
 impl LogIdTemplate {
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
     /// Parses a template (Python `str.format` style, `{{`/`}}` for braces).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] naming `airflow.log_id_template`.
-    pub(crate) fn parse(template: &str) -> Result<LogIdTemplate, Error> {
+    pub fn parse(template: &str) -> Result<LogIdTemplate, Error> {
         let bad = |reason: String| Error::InvalidConfig {
             field: "airflow.log_id_template",
             reason,
@@ -77,13 +112,16 @@ impl LogIdTemplate {
         if !text.is_empty() {
             parts.push(LogIdPart::Text(text));
         }
-        Ok(LogIdTemplate(parts))
+        Ok(LogIdTemplate {
+            text: template.to_owned(),
+            parts,
+        })
     }
 
     /// The `log_id` of `task`.
     pub(crate) fn render(&self, task: &AirflowTask) -> String {
         let mut out = String::new();
-        for part in &self.0 {
+        for part in &self.parts {
             out.push_str(match part {
                 LogIdPart::Text(t) => t,
                 LogIdPart::DagId => &task.dag_id,

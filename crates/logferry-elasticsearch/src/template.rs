@@ -9,7 +9,7 @@
 
 use crate::config::IndexTarget;
 use crate::document::Schema;
-use crate::index::{data_stream_name, IndexNameTemplate};
+use crate::index::data_stream_name;
 use serde_json::{json, Value};
 
 /// Name of the template for documents.
@@ -92,10 +92,7 @@ pub(crate) fn document_template(target: &IndexTarget, schema: Schema) -> Value {
     });
     match target {
         IndexTarget::Index { template } => {
-            let pattern = IndexNameTemplate::parse(template)
-                .map(|t| t.pattern())
-                .unwrap_or_else(|_| template.clone());
-            body["index_patterns"] = json!([pattern]);
+            body["index_patterns"] = json!([template.pattern()]);
         }
         IndexTarget::DataStream { .. } => {
             body["index_patterns"] = json!([data_stream_name(target)]);
@@ -128,7 +125,7 @@ mod tests {
     fn templates_cover_their_targets() {
         let t = document_template(
             &IndexTarget::Index {
-                template: "logs-k8s-%Y.%m.%d".into(),
+                template: "logs-k8s-%Y.%m.%d".parse().unwrap(),
             },
             Schema::Ecs,
         );

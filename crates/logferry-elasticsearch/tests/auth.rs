@@ -5,7 +5,8 @@ mod common;
 
 use common::{batches, config, ship, source, CountingEvents};
 use logferry_elasticsearch::{
-    Auth, Compression, DocumentOptions, Error, Forwarder, IndexTarget, NoopEvents, TlsConfig,
+    Auth, Compression, DocumentOptions, Error, Forwarder, IndexNameTemplate, IndexTarget,
+    NoopEvents, TlsConfig,
 };
 use logferry_testkit::elasticsearch::EsDouble;
 use std::sync::Arc;
@@ -198,11 +199,10 @@ fn invalid_configurations_are_refused_at_new_without_leaking_secrets() {
     });
     assert!(new(c).is_ok());
 
-    let mut c = base.clone();
-    c.target = IndexTarget::Index {
-        template: "logs-{no.such.field}".into(),
-    };
-    assert!(matches!(new(c), Err(Error::InvalidIndexTemplate { .. })));
+    assert!(matches!(
+        "logs-{no.such.field}".parse::<IndexNameTemplate>(),
+        Err(Error::InvalidIndexTemplate { .. })
+    ));
 
     let mut c = base.clone();
     c.target = IndexTarget::DataStream {
@@ -232,13 +232,9 @@ fn invalid_configurations_are_refused_at_new_without_leaking_secrets() {
         })
     ));
 
-    let docs = DocumentOptions {
-        airflow: Some(logferry_elasticsearch::AirflowOptions {
-            log_id_template: "{dag_id}-{nope}".into(),
-        }),
-        ..DocumentOptions::default()
-    };
-    let err = Forwarder::new(base, docs, Arc::new(NoopEvents)).unwrap_err();
+    let err = "{dag_id}-{nope}"
+        .parse::<logferry_elasticsearch::LogIdTemplate>()
+        .unwrap_err();
     assert!(err.to_string().contains("airflow.log_id_template"), "{err}");
     assert_eq!(err.as_label(), "invalid_config");
 }

@@ -236,7 +236,9 @@ fn task() -> AirflowTask {
 fn airflow_options() -> DocumentOptions {
     DocumentOptions {
         airflow: Some(AirflowOptions {
-            log_id_template: "{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}".into(),
+            log_id_template: "{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}"
+                .parse()
+                .unwrap(),
         }),
         ..DocumentOptions::default()
     }
@@ -386,7 +388,9 @@ async fn index_names_render_dates_and_fields_and_templates_are_installed() {
     degraded.source = other;
     let mut cfg = config(&double.url(), dir.path());
     cfg.target = IndexTarget::Index {
-        template: "Logs-{kubernetes.namespace}-{kubernetes.labels.team}-%Y.%m.%d".into(),
+        template: "Logs-{kubernetes.namespace}-{kubernetes.labels.team}-%Y.%m.%d"
+            .parse()
+            .unwrap(),
     };
     cfg.install_template = true;
     let run = ship(

@@ -1,5 +1,6 @@
 //! Configuration of the pod store.
 
+use logferry_core::ConfigProblem;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -111,5 +112,31 @@ impl KubeConfig {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Every problem of this configuration, with key paths as the daemon's
+    /// `kubernetes` section names them (`annotation_allowlist[1]`). Empty means
+    /// the pod store uses the configuration as given (an invalid allowlist glob
+    /// would otherwise be matched literally, with a warning).
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        let mut out = Vec::new();
+        if self.exclude_annotation.is_empty() {
+            out.push(ConfigProblem::new(
+                "exclude_annotation",
+                "must not be empty (an annotation key like \"logferry.io/exclude\")",
+            ));
+        }
+        for (i, pattern) in self.annotation_allowlist.iter().enumerate() {
+            if let Err(e) = globset::Glob::new(pattern) {
+                out.push(ConfigProblem::new(
+                    format!("annotation_allowlist[{i}]"),
+                    format!("invalid glob {pattern:?}: {e}"),
+                ));
+            }
+        }
+        if self.backoff_max.is_zero() {
+            out.push(ConfigProblem::new("backoff_max", "must be positive"));
+        }
+        out
     }
 }

@@ -1,6 +1,7 @@
 //! Configuration of the tailer ([`TailConfig`]).
 
 use crate::error::Error;
+use logferry_core::ConfigProblem;
 use regex::Regex;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -92,7 +93,7 @@ pub struct TailConfig {
     /// Most deleted files held open for draining (default 256); beyond it the
     /// oldest is closed and its unread bytes are reported lost.
     pub max_deleted_files: usize,
-    /// Most unread bytes summed over held-open deleted files (default 4 GiB);
+    /// Most unread bytes summed over held-open deleted files (default 10 GiB);
     /// beyond it the oldest is closed and its unread bytes are reported lost.
     /// Also the most bytes in the spool (`data_dir/spool`, copies of deleted
     /// files not yet acknowledged); beyond it a deleted file is only held open.
@@ -120,7 +121,7 @@ impl TailConfig {
             checkpoint_retention: Duration::from_secs(3600),
             max_open_files: 1024,
             max_deleted_files: 256,
-            max_deleted_bytes: 4 << 30,
+            max_deleted_bytes: 10 << 30,
             batch_max_records: 1000,
             batch_max_bytes: 1024 * 1024,
             partial_flush_timeout: Duration::from_secs(5),
@@ -147,66 +148,81 @@ impl TailConfig {
         TailConfig::with_mode(SourceMode::Files { paths: globs }, data_dir.into())
     }
 
-    /// Checks every field; reports the first problem.
+    /// Checks every field; reports the first of [`TailConfig::problems`].
     ///
     /// # Errors
     /// [`Error::Config`] naming the field.
     pub fn validate(&self) -> Result<(), Error> {
-        let bad = |field: &str, reason: &str| {
-            Err(Error::Config {
-                field: field.to_owned(),
-                reason: reason.to_owned(),
-            })
-        };
+        match self.problems().into_iter().next() {
+            Some(p) => Err(Error::Config {
+                field: p.key,
+                reason: p.message,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Every problem of this configuration, with key paths as the daemon's
+    /// `source` section names them (`max_open_files`, `paths[0]`,
+    /// `multiline.flush_timeout`). Empty means [`Tailer::new`](crate::Tailer::new)
+    /// accepts the configuration.
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        let mut out = Vec::new();
+        let mut bad = |field: &str, reason: &str| out.push(ConfigProblem::new(field, reason));
         if self.max_record_bytes == 0 {
-            return bad("max_record_bytes", "must be at least 1 byte");
+            bad("max_record_bytes", "must be at least 1 byte");
         }
         if self.batch_max_records == 0 {
-            return bad("batch_max_records", "must be at least 1");
+            bad("batch_max_records", "must be at least 1");
         }
         if self.batch_max_bytes == 0 {
-            return bad("batch_max_bytes", "must be at least 1 byte");
+            bad("batch_max_bytes", "must be at least 1 byte");
         }
         if self.max_open_files < 2 {
-            return bad("max_open_files", "must be at least 2");
+            bad("max_open_files", "must be at least 2");
+        }
+        if self.max_deleted_files == 0 {
+            bad("max_deleted_files", "must be at least 1");
         }
         if self.rescan_interval.is_zero() {
-            return bad("rescan_interval", "must be positive");
+            bad("rescan_interval", "must be positive");
         }
         if self.checkpoint_interval.is_zero() {
-            return bad("checkpoint_interval", "must be positive");
+            bad("checkpoint_interval", "must be positive");
         }
         if self.partial_flush_timeout.is_zero() {
-            return bad("partial_flush_timeout", "must be positive");
+            bad("partial_flush_timeout", "must be positive");
         }
         if let Some(m) = &self.multiline {
             if m.start_pattern.is_none() && m.continuation_pattern.is_none() {
-                return bad("multiline", "needs start_pattern or continuation_pattern");
+                bad(
+                    "multiline.start_pattern",
+                    "multiline needs start_pattern or continuation_pattern",
+                );
             }
             if m.flush_timeout.is_zero() {
-                return bad("multiline.flush_timeout", "must be positive");
+                bad("multiline.flush_timeout", "must be positive");
             }
         }
         match &self.mode {
             SourceMode::Kubernetes { pods_dir, .. } => {
                 if pods_dir.as_os_str().is_empty() {
-                    return bad("pods_dir", "must not be empty");
+                    bad("pods_dir", "must not be empty");
                 }
             }
             SourceMode::Files { paths } => {
                 if paths.is_empty() {
-                    return bad("paths", "needs at least one glob pattern");
+                    bad("paths", "needs at least one glob pattern");
                 }
                 for (i, p) in paths.iter().enumerate() {
                     if let Err(e) = globset::Glob::new(p) {
-                        return bad(&format!("paths[{i}]"), &e.to_string());
-                    }
-                    if !p.starts_with('/') {
-                        return bad(&format!("paths[{i}]"), "must be an absolute path");
+                        bad(&format!("paths[{i}]"), &format!("invalid glob {p:?}: {e}"));
+                    } else if !p.starts_with('/') {
+                        bad(&format!("paths[{i}]"), "must be an absolute path");
                     }
                 }
             }
         }
-        Ok(())
+        out
     }
 }

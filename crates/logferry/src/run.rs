@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::sink;
 use anyhow::Context;
 use logferry_core::{Acker, RecordBatch};
-use logferry_kube::{KubeConfig, PodStore};
+use logferry_kube::PodStore;
 use logferry_tail::{RunMode, Tailer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -254,15 +254,7 @@ async fn start_pod_store(
     if config.source.mode != SourceMode::Kubernetes {
         return (None, None);
     }
-    let kube_config = KubeConfig {
-        node_name: config.node_name.clone(),
-        metadata_grace: config.kubernetes.metadata_grace,
-        exclude_annotation: config.kubernetes.exclude_annotation.clone(),
-        annotation_allowlist: config.kubernetes.annotation_allowlist.clone(),
-        lookup_wait: config.kubernetes.lookup_wait,
-        backoff_max: Duration::from_secs(5),
-        state_dir: Some(config.data_dir.join("deleted-pods")),
-    };
+    let kube_config = config::to_kube_config(config);
     if !config.kubernetes.enabled {
         tracing::info!(
             "kubernetes.enabled is false: records carry the metadata their file path holds"

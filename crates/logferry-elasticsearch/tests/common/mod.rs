@@ -101,7 +101,7 @@ pub fn config(url: &str, dir: &std::path::Path) -> ElasticsearchConfig {
     c.request_timeout = Duration::from_secs(10);
     c.batch.timeout = Duration::from_millis(50);
     c.target = logferry_elasticsearch::IndexTarget::Index {
-        template: "logs-test".into(),
+        template: "logs-test".parse().unwrap(),
     };
     c
 }

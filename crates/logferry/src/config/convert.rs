@@ -2,6 +2,7 @@
 
 use super::{Config, SourceMode};
 use logferry_elasticsearch as es;
+use logferry_kube::KubeConfig;
 use logferry_tail as tail;
 
 /// Records per batch from the tailer (the forwarder re-batches for bulk requests).
@@ -30,6 +31,19 @@ pub fn to_tail_config(c: &Config) -> tail::TailConfig {
     t.batch_max_records = TAIL_BATCH_RECORDS;
     t.batch_max_bytes = TAIL_BATCH_BYTES;
     t
+}
+
+/// The pod store's configuration (kubernetes mode).
+pub fn to_kube_config(c: &Config) -> KubeConfig {
+    KubeConfig {
+        node_name: c.node_name.clone(),
+        metadata_grace: c.kubernetes.metadata_grace,
+        exclude_annotation: c.kubernetes.exclude_annotation.clone(),
+        annotation_allowlist: c.kubernetes.annotation_allowlist.clone(),
+        lookup_wait: c.kubernetes.lookup_wait,
+        state_dir: Some(c.data_dir.join("deleted-pods")),
+        ..KubeConfig::default()
+    }
 }
 
 /// How documents look (shared by the Elasticsearch and stdout sinks).

@@ -8,14 +8,16 @@
 mod convert;
 pub mod reader;
 
-pub use convert::{to_document_options, to_tail_config};
+pub use convert::{to_document_options, to_kube_config, to_tail_config};
 
+use logferry_core::ConfigProblem;
 use logferry_core::Level;
 use logferry_elasticsearch::{
-    Auth, BatchConfig, Compression, ElasticsearchConfig, IndexTarget, RetryConfig, Schema,
-    TlsConfig,
+    Auth, BatchConfig, Compression, ElasticsearchConfig, IndexNameTemplate, IndexTarget,
+    LogIdTemplate, RetryConfig, Schema, TlsConfig,
 };
-use logferry_tail::{MultilineConfig, ReadFrom};
+use logferry_kube::KubeConfig;
+use logferry_tail::{MultilineConfig, ReadFrom, TailConfig};
 use reader::{expand_env, Problem, Problems, Section};
 use regex::Regex;
 use std::net::SocketAddr;
@@ -93,8 +95,8 @@ pub struct Elasticsearch {
 pub struct Airflow {
     /// Whether Airflow worker records get `log_id` and `offset`.
     pub enabled: bool,
-    /// Python `str.format` template of Airflow's `log_id`.
-    pub log_id_template: String,
+    /// Airflow's `log_id` template (Python `str.format` syntax), parsed.
+    pub log_id_template: LogIdTemplate,
 }
 
 /// The whole, validated configuration.
@@ -160,7 +162,7 @@ impl Config {
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, Vec<Problem>> {
         let mut p = Problems::default();
         let expanded = expand_env(text, &env, &mut p);
-        let doc: serde_yaml::Value = match serde_yaml::from_str(&expanded) {
+        let doc: serde_yaml_ng::Value = match serde_yaml_ng::from_str(&expanded) {
             Ok(v) => v,
             Err(e) => {
                 p.push("(yaml)", e.to_string());
@@ -168,6 +170,7 @@ impl Config {
             }
         };
         let config = read_config(&doc, &env, &mut p);
+        library_problems(&config, &mut p);
         if p.0.is_empty() {
             Ok(config)
         } else {
@@ -177,7 +180,7 @@ impl Config {
 }
 
 fn read_config(
-    doc: &serde_yaml::Value,
+    doc: &serde_yaml_ng::Value,
     env: &dyn Fn(&str) -> Option<String>,
     p: &mut Problems,
 ) -> Config {
@@ -217,9 +220,12 @@ fn read_config(
         log_id_template: af
             .get("log_id_template", p, |v| {
                 let s = v.as_str().ok_or("expected a string")?;
-                check_log_id_template(s).map(|()| s.to_owned())
+                LogIdTemplate::parse(s).map_err(|e| match e {
+                    logferry_elasticsearch::Error::InvalidConfig { reason, .. } => reason,
+                    other => other.to_string(),
+                })
             })
-            .unwrap_or_else(|| "{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}".into()),
+            .unwrap_or_default(),
     };
     af.finish(p);
     let mut server = root.section("server", p);
@@ -304,12 +310,14 @@ fn check_globs(section: &Section<'_>, key: &str, globs: &[String], p: &mut Probl
     }
 }
 
-fn regex_value(v: &serde_yaml::Value) -> Result<Regex, String> {
+fn regex_value(v: &serde_yaml_ng::Value) -> Result<Regex, String> {
     let s = v.as_str().ok_or("expected a regular expression string")?;
     Regex::new(s).map_err(|e| format!("invalid regular expression: {e}"))
 }
 
 fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
+    // The tailer's own defaults (its checks run on the result, see `library_problems`).
+    let d = TailConfig::files(Vec::new(), PathBuf::new());
     let mode = s
         .choice(
             "mode",
@@ -327,7 +335,6 @@ fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
             "required when source.mode is files: at least one glob",
         );
     }
-    check_globs(&s, "paths", &paths, p);
     let include = s
         .strings("include", p)
         .unwrap_or_else(|| vec!["*/*/*".into()]);
@@ -337,7 +344,7 @@ fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
     let lookback_path = s.path_of("lookback");
     let lookback = match s.raw("lookback") {
         None => None,
-        Some(serde_yaml::Value::String(v)) => match reader::parse_duration(v) {
+        Some(serde_yaml_ng::Value::String(v)) => match reader::parse_duration(v) {
             Ok(d) => Some(d),
             Err(m) => {
                 p.push(&lookback_path, m);
@@ -359,12 +366,6 @@ fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
         let flush_timeout = ml
             .duration("flush_timeout", p)
             .unwrap_or(Duration::from_secs(1));
-        if start_pattern.is_none() && continuation_pattern.is_none() {
-            p.push(
-                &ml.path_of("start_pattern"),
-                "multiline needs start_pattern or continuation_pattern",
-            );
-        }
         Some(MultilineConfig {
             start_pattern,
             continuation_pattern,
@@ -393,16 +394,22 @@ fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
                 p,
                 &[("beginning", ReadFrom::Beginning), ("end", ReadFrom::End)],
             )
-            .unwrap_or(ReadFrom::Beginning),
+            .unwrap_or(d.read_from),
         lookback,
-        max_record_bytes: s.size("max_record_bytes", p).unwrap_or(1 << 20),
+        max_record_bytes: s
+            .size("max_record_bytes", p)
+            .unwrap_or(d.max_record_bytes as u64),
         multiline,
         rescan_interval: s
             .duration("rescan_interval", p)
-            .unwrap_or(Duration::from_secs(10)),
-        max_open_files: s.positive("max_open_files", p).unwrap_or(1024),
-        max_deleted_files: s.positive("max_deleted_files", p).unwrap_or(256),
-        max_deleted_bytes: s.size("max_deleted_bytes", p).unwrap_or(10 << 30),
+            .unwrap_or(d.rescan_interval),
+        max_open_files: s.positive("max_open_files", p).unwrap_or(d.max_open_files),
+        max_deleted_files: s
+            .positive("max_deleted_files", p)
+            .unwrap_or(d.max_deleted_files),
+        max_deleted_bytes: s
+            .size("max_deleted_bytes", p)
+            .unwrap_or(d.max_deleted_bytes),
     };
     if source.max_record_bytes < 1024 {
         p.push(&s.path_of("max_record_bytes"), "must be at least 1KiB");
@@ -412,25 +419,26 @@ fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
 }
 
 fn read_kubernetes(mut s: Section<'_>, p: &mut Problems) -> Kubernetes {
+    // The pod store's own defaults (its checks run on the result, see `library_problems`).
+    let d = KubeConfig::default();
     let k = Kubernetes {
         enabled: s.boolean("enabled", p).unwrap_or(true),
-        metadata_grace: s
-            .duration("metadata_grace", p)
-            .unwrap_or(Duration::from_secs(300)),
+        metadata_grace: s.duration("metadata_grace", p).unwrap_or(d.metadata_grace),
         exclude_annotation: s
             .string("exclude_annotation", p)
-            .unwrap_or_else(|| "logferry.io/exclude".into()),
-        annotation_allowlist: s.strings("annotation_allowlist", p).unwrap_or_default(),
-        lookup_wait: s
-            .duration("lookup_wait", p)
-            .unwrap_or(Duration::from_secs(2)),
+            .unwrap_or(d.exclude_annotation),
+        annotation_allowlist: s
+            .strings("annotation_allowlist", p)
+            .unwrap_or(d.annotation_allowlist),
+        lookup_wait: s.duration("lookup_wait", p).unwrap_or(d.lookup_wait),
     };
-    check_globs(&s, "annotation_allowlist", &k.annotation_allowlist, p);
     s.finish(p);
     k
 }
 
 fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> Elasticsearch {
+    // The forwarder's own defaults (its checks run on the result, see `library_problems`).
+    let d = ElasticsearchConfig::new(String::new(), data_dir);
     let endpoints = s.strings("endpoints", p).unwrap_or_default();
     if endpoints.is_empty() {
         p.push(
@@ -438,20 +446,19 @@ fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> 
             "required: at least one URL like \"http://127.0.0.1:9200\"",
         );
     }
-    for (i, e) in endpoints.iter().enumerate() {
-        let ok = (e.starts_with("http://") || e.starts_with("https://"))
-            && e.split("://").nth(1).is_some_and(|h| !h.is_empty());
-        if !ok {
-            p.push(
-                &format!("{}[{i}]", s.path_of("endpoints")),
-                format!("expected an http:// or https:// URL, got {e:?}"),
-            );
-        }
-    }
-    let index = s.string("index", p);
+    let index_given = s.raw("index").is_some();
+    let index = s.get("index", p, |v| {
+        let t = v.as_str().ok_or("expected a string")?;
+        IndexNameTemplate::parse(t).map_err(|e| match e {
+            logferry_elasticsearch::Error::InvalidIndexTemplate { reason, .. } => {
+                format!("invalid index name template {t:?}: {reason}")
+            }
+            other => other.to_string(),
+        })
+    });
     let mut ds = s.section("data_stream", p);
     let target = if ds.is_present() {
-        if index.is_some() {
+        if index_given {
             p.push(
                 &s.path_of("data_stream"),
                 "set either index or data_stream, not both",
@@ -467,8 +474,9 @@ fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> 
                 .unwrap_or_else(|| "default".into()),
         }
     } else {
-        IndexTarget::Index {
-            template: index.unwrap_or_else(|| "logs-k8s-%Y.%m.%d".into()),
+        match index {
+            Some(template) => IndexTarget::Index { template },
+            None => d.target.clone(),
         }
     };
     ds.finish(p);
@@ -515,30 +523,17 @@ fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> 
         key_file: t.string("key_file", p).map(PathBuf::from),
         insecure_skip_verify: t.boolean("insecure_skip_verify", p).unwrap_or(false),
     });
-    if let Some(tls) = &tls {
-        if tls.cert_file.is_some() != tls.key_file.is_some() {
-            p.push(&t.path_of("key_file"), "cert_file and key_file go together");
-        }
-    }
     t.finish(p);
     let mut b = s.section("batch", p);
-    let batch_max_events = b.positive("max_events", p).unwrap_or(1000);
-    let batch_max_bytes = b.size("max_bytes", p).unwrap_or(5 << 20);
-    let batch_timeout = b.duration("timeout", p).unwrap_or(Duration::from_secs(1));
+    let batch_max_events = b.positive("max_events", p).unwrap_or(d.batch.max_events);
+    let batch_max_bytes = b.size("max_bytes", p).unwrap_or(d.batch.max_bytes as u64);
+    let batch_timeout = b.duration("timeout", p).unwrap_or(d.batch.timeout);
     b.finish(p);
     let mut r = s.section("retry", p);
     let initial_backoff = r
         .duration("initial_backoff", p)
-        .unwrap_or(Duration::from_millis(100));
-    let max_backoff = r
-        .duration("max_backoff", p)
-        .unwrap_or(Duration::from_secs(30));
-    if max_backoff < initial_backoff {
-        p.push(
-            &r.path_of("max_backoff"),
-            "must not be smaller than initial_backoff",
-        );
-    }
+        .unwrap_or(d.retry.initial_backoff);
+    let max_backoff = r.duration("max_backoff", p).unwrap_or(d.retry.max_backoff);
     r.finish(p);
     let e = Elasticsearch {
         forwarder: ElasticsearchConfig {
@@ -551,26 +546,28 @@ fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> 
                 max_bytes: usize::try_from(batch_max_bytes).unwrap_or(usize::MAX),
                 timeout: batch_timeout,
             },
-            concurrency: s.positive("concurrency", p).unwrap_or(4),
+            concurrency: s.positive("concurrency", p).unwrap_or(d.concurrency),
             compression: s
                 .choice(
                     "compression",
                     p,
                     &[("gzip", Compression::Gzip), ("none", Compression::None)],
                 )
-                .unwrap_or(Compression::Gzip),
+                .unwrap_or(d.compression),
             retry: RetryConfig {
                 initial_backoff,
                 max_backoff,
             },
             request_timeout: s
                 .duration("request_timeout", p)
-                .unwrap_or(Duration::from_secs(60)),
+                .unwrap_or(d.request_timeout),
             dead_letter_index: s
                 .string("dead_letter_index", p)
-                .unwrap_or_else(|| "logferry-dead-letter".into()),
-            dead_letter_dir: data_dir.to_owned(),
-            install_template: s.boolean("install_template", p).unwrap_or(true),
+                .unwrap_or(d.dead_letter_index),
+            dead_letter_dir: d.dead_letter_dir,
+            install_template: s
+                .boolean("install_template", p)
+                .unwrap_or(d.install_template),
         },
         schema: s
             .choice(
@@ -584,33 +581,26 @@ fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> 
     e
 }
 
-/// Placeholders a `log_id_template` may use (Airflow's `_render_log_id`).
-pub const LOG_ID_FIELDS: &[&str] = &[
-    "dag_id",
-    "task_id",
-    "run_id",
-    "map_index",
-    "try_number",
-    "logical_date",
-    "execution_date",
-];
-
-fn check_log_id_template(t: &str) -> Result<(), String> {
-    let mut rest = t;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            return Err(format!("unclosed {{ in {t:?}"));
-        };
-        let name = &rest[open + 1..open + close];
-        if !LOG_ID_FIELDS.contains(&name) {
-            return Err(format!(
-                "unknown placeholder {{{name}}}; known: {}",
-                LOG_ID_FIELDS.join(", ")
-            ));
+/// Appends the problems the libraries find in the configurations the daemon
+/// builds from `config` (exactly those `run` builds), each under its section's
+/// key path; a library problem at a key the reader already reported is not
+/// repeated.
+fn library_problems(config: &Config, p: &mut Problems) {
+    let mut add = |prefix: &str, problems: Vec<ConfigProblem>| {
+        for lib in problems {
+            let path = format!("{prefix}.{}", lib.key);
+            if !p.0.iter().any(|known| known.path == path) {
+                p.push(&path, lib.message);
+            }
         }
-        rest = &rest[open + close + 1..];
+    };
+    add("source", to_tail_config(config).problems());
+    if config.source.mode == SourceMode::Kubernetes && config.kubernetes.enabled {
+        add("kubernetes", to_kube_config(config).problems());
     }
-    Ok(())
+    if let Some(es) = &config.elasticsearch {
+        add("elasticsearch", es.forwarder.problems());
+    }
 }
 
 #[cfg(test)]
@@ -740,5 +730,263 @@ elasticsearch:
             "airflow: {log_id_template: '{dag_id}_{task_id}_{run_id}_{map_index}_{try_number}'}"
         )
         .is_ok());
+    }
+
+    const ES: &str = "elasticsearch:\n  endpoints: [\"http://127.0.0.1:9200\"]\n";
+
+    /// Configurations at the edge of what the daemon and its libraries accept:
+    /// the text (appended to a valid `elasticsearch` section where it starts
+    /// with two spaces) and the key path of the problem, `None` when valid.
+    /// Each library check has a case here.
+    const EDGE_CASES: &[(&str, Option<&str>)] = &[
+        ("filter: {min_level: info}", None),
+        // logferry-elasticsearch: data stream names, index template, endpoints, limits.
+        (
+            "  data_stream: {dataset: my-app}",
+            Some("elasticsearch.data_stream.dataset"),
+        ),
+        (
+            "  data_stream: {namespace: Prod}",
+            Some("elasticsearch.data_stream.namespace"),
+        ),
+        (
+            "  data_stream: {type: ''}",
+            Some("elasticsearch.data_stream.type"),
+        ),
+        (
+            "  data_stream: {type: logs, dataset: kubernetes, namespace: prod}",
+            None,
+        ),
+        (
+            "  index: 'logs-{kubernetes.namespace'",
+            Some("elasticsearch.index"),
+        ),
+        (
+            "  index: 'logs-{no.such.field}'",
+            Some("elasticsearch.index"),
+        ),
+        ("  index: 'logs-%Q'", Some("elasticsearch.index")),
+        ("  index: 'logs-{kubernetes.namespace}-%Y.%m.%d'", None),
+        (
+            "  index: logs\n  data_stream: {}",
+            Some("elasticsearch.data_stream"),
+        ),
+        (
+            "elasticsearch: {endpoints: ['http://user:pw@es:9200']}",
+            Some("elasticsearch.endpoints"),
+        ),
+        (
+            "elasticsearch: {endpoints: ['es:9200']}",
+            Some("elasticsearch.endpoints"),
+        ),
+        (
+            "  retry: {initial_backoff: 0s}",
+            Some("elasticsearch.retry.initial_backoff"),
+        ),
+        (
+            "  retry: {initial_backoff: 2s, max_backoff: 1s}",
+            Some("elasticsearch.retry.max_backoff"),
+        ),
+        (
+            "  request_timeout: 0s",
+            Some("elasticsearch.request_timeout"),
+        ),
+        (
+            "  dead_letter_index: Dead Letters",
+            Some("elasticsearch.dead_letter_index"),
+        ),
+        (
+            "  tls: {cert_file: /c.pem}",
+            Some("elasticsearch.tls.key_file"),
+        ),
+        (
+            "  batch: {max_events: 0}",
+            Some("elasticsearch.batch.max_events"),
+        ),
+        (
+            "  batch: {max_bytes: 0}",
+            Some("elasticsearch.batch.max_bytes"),
+        ),
+        ("  concurrency: 0", Some("elasticsearch.concurrency")),
+        // Airflow's log_id template: one parser (Python str.format braces).
+        (
+            "airflow: {enabled: true, log_id_template: '{dag_id}}'}",
+            Some("airflow.log_id_template"),
+        ),
+        (
+            "airflow: {enabled: true, log_id_template: '{dag_id'}",
+            Some("airflow.log_id_template"),
+        ),
+        (
+            "airflow: {enabled: true, log_id_template: '{{x}}-{dag_id}-{execution_date}'}",
+            None,
+        ),
+        // logferry-tail.
+        (
+            "source: {max_deleted_files: 0}",
+            Some("source.max_deleted_files"),
+        ),
+        ("source: {max_deleted_files: 1, max_open_files: 2}", None),
+        ("source: {max_open_files: 1}", Some("source.max_open_files")),
+        (
+            "source: {max_record_bytes: 512}",
+            Some("source.max_record_bytes"),
+        ),
+        (
+            "source: {rescan_interval: 0s}",
+            Some("source.rescan_interval"),
+        ),
+        (
+            "source: {multiline: {flush_timeout: 2s}}",
+            Some("source.multiline.start_pattern"),
+        ),
+        (
+            "source: {multiline: {start_pattern: '^x', flush_timeout: 0s}}",
+            Some("source.multiline.flush_timeout"),
+        ),
+        ("source: {multiline: {continuation_pattern: '^\\s'}}", None),
+        (
+            "source: {mode: files, paths: ['logs/*.log']}",
+            Some("source.paths[0]"),
+        ),
+        (
+            "source: {mode: files, paths: ['/logs/[a.log']}",
+            Some("source.paths[0]"),
+        ),
+        ("source: {mode: files, paths: []}", Some("source.paths")),
+        ("source: {mode: files, paths: ['/logs/**/*.log']}", None),
+        ("source: {include: ['a/[b/*']}", Some("source.include[0]")),
+        // logferry-kube.
+        (
+            "kubernetes: {annotation_allowlist: ['a[']}",
+            Some("kubernetes.annotation_allowlist[0]"),
+        ),
+        (
+            "kubernetes: {exclude_annotation: ''}",
+            Some("kubernetes.exclude_annotation"),
+        ),
+        (
+            "kubernetes: {annotation_allowlist: ['prometheus.io/*']}",
+            None,
+        ),
+    ];
+
+    fn edge_case(text: &str, data_dir: &Path) -> String {
+        let body = if text.starts_with("  ") {
+            format!("{ES}{text}\n")
+        } else {
+            format!("{text}\n")
+        };
+        format!("data_dir: {}\n{body}", data_dir.display())
+    }
+
+    #[test]
+    fn edge_cases_are_judged_with_their_key_paths() {
+        let dir = Path::new("/nonexistent");
+        for (text, expected) in EDGE_CASES {
+            let result = parse(&edge_case(text, dir));
+            match (expected, &result) {
+                (None, Ok(_)) => {}
+                (Some(key), Err(problems)) => assert!(
+                    problems.iter().any(|p| p.path.starts_with(key)),
+                    "{text}: expected a problem at {key}, got {problems:?}"
+                ),
+                _ => panic!("{text}: expected {expected:?}, got {result:?}"),
+            }
+        }
+    }
+
+    /// validate ≡ run: every edge case `validate` accepts builds the whole
+    /// pipeline (tailer, selector, pod store configuration, forwarder)
+    /// without a configuration error.
+    #[test]
+    fn every_accepted_edge_case_builds_the_pipeline() {
+        let mut accepted = 0;
+        for (text, _) in EDGE_CASES {
+            let dir = tempfile::tempdir().unwrap();
+            let Ok(config) = parse(&edge_case(text, dir.path())) else {
+                continue;
+            };
+            accepted += 1;
+            logferry_tail::Tailer::new(
+                to_tail_config(&config),
+                std::sync::Arc::new(logferry_tail::NoopEvents),
+            )
+            .unwrap_or_else(|e| panic!("{text}: tailer: {e}"));
+            crate::filter::Selector::new(&config.source.include, &config.source.exclude)
+                .unwrap_or_else(|e| panic!("{text}: selector: {e}"));
+            to_kube_config(&config)
+                .validate()
+                .unwrap_or_else(|e| panic!("{text}: pod store: {e}"));
+            if let Some(es) = &config.elasticsearch {
+                logferry_elasticsearch::Forwarder::new(
+                    es.forwarder.clone(),
+                    to_document_options(&config),
+                    std::sync::Arc::new(logferry_elasticsearch::NoopEvents),
+                )
+                .unwrap_or_else(|e| panic!("{text}: forwarder: {e}"));
+            }
+        }
+        assert!(accepted >= 8, "only {accepted} edge cases were accepted");
+    }
+
+    /// Each row of the README's configuration table whose default is one YAML
+    /// value: setting the key to that value changes nothing.
+    #[test]
+    fn the_readme_defaults_are_the_defaults() {
+        let readme = include_str!("../../../../README.md");
+        let start = readme
+            .find("## Configuration reference")
+            .expect("README has a configuration reference");
+        let baseline = |text: &str| {
+            format!(
+                "{:?}",
+                parse(text).unwrap_or_else(|p| panic!("{text}: {p:?}"))
+            )
+        };
+        let mut checked = 0;
+        for line in readme[start..]
+            .lines()
+            .skip_while(|l| !l.starts_with("| key"))
+        {
+            if !line.starts_with("| `") {
+                if checked > 0 {
+                    break;
+                }
+                continue;
+            }
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let key = cells[0].trim_start_matches("| ").trim_matches('`');
+            let default = cells[1];
+            if !(default.starts_with('`')
+                && default.ends_with('`')
+                && default.matches('`').count() == 2)
+            {
+                continue;
+            }
+            let value = default.trim_matches('`');
+            let yaml_value: serde_yaml_ng::Value = serde_yaml_ng::from_str(value)
+                .unwrap_or_else(|_| serde_yaml_ng::Value::String(value.to_owned()));
+            let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(ES).unwrap();
+            let mut at = &mut doc;
+            let mut path: Vec<&str> = key.split('.').collect();
+            let leaf = path.pop().unwrap();
+            for p in path {
+                let map = at.as_mapping_mut().unwrap();
+                if !map.contains_key(p) {
+                    map.insert(p.into(), serde_yaml_ng::Mapping::new().into());
+                }
+                at = map.get_mut(p).unwrap();
+            }
+            at.as_mapping_mut().unwrap().insert(leaf.into(), yaml_value);
+            let text = serde_yaml_ng::to_string(&doc).unwrap();
+            assert_eq!(
+                baseline(&text),
+                baseline(ES),
+                "README default of {key}: {value}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 30, "only {checked} README defaults were checked");
     }
 }

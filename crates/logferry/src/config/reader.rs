@@ -5,7 +5,7 @@
 //! through a [`Section`]: every getter records a problem instead of failing, and
 //! [`Section::finish`] reports the keys nobody asked for (unknown keys).
 
-use serde_yaml::{Mapping, Value};
+use serde_yaml_ng::{Mapping, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
