@@ -33,6 +33,21 @@ pub enum KubeError {
 }
 
 impl KubeError {
+    /// Every value [`KubeError::as_label`] returns for an API error (all but
+    /// `"config"`), for pre-registering metric series.
+    pub const API_LABELS: &'static [&'static str] = &[
+        "unreachable",
+        "timeout",
+        "unauthorized",
+        "forbidden",
+        "gone",
+        "throttled",
+        "server_error",
+        "api_error",
+        "decode",
+        "protocol",
+    ];
+
     /// A bounded label for metrics and log fields:
     /// `"unreachable"` (connection refused/reset, DNS, TLS), `"timeout"`,
     /// `"unauthorized"` (401), `"forbidden"` (403, RBAC), `"gone"` (410, expired

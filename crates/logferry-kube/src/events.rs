@@ -1,5 +1,9 @@
 //! The events trait through which the store reports to the binary's metrics.
 
+/// Every `resource` [`KubeEvents::watch_restarted`] reports, for
+/// pre-registering metric series.
+pub const WATCHED_RESOURCES: &[&str] = &["pods", "namespaces"];
+
 /// Observations of the pod store, implemented by the binary (for Prometheus metrics).
 ///
 /// Every method has a no-op default. Methods are called from the watch tasks, so they

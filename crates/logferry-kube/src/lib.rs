@@ -67,7 +67,7 @@ mod watch;
 pub use airflow::airflow_task;
 pub use config::{KubeConfig, AIRFLOW_ANNOTATIONS};
 pub use error::KubeError;
-pub use events::{KubeEvents, NoopEvents};
+pub use events::{KubeEvents, NoopEvents, WATCHED_RESOURCES};
 pub use lookup::{Lookup, PathOnlyReason, StoreMemory};
 pub use store::PodStore;
 pub use watch::PodWatch;

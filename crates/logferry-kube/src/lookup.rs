@@ -47,6 +47,14 @@ pub enum PathOnlyReason {
 }
 
 impl PathOnlyReason {
+    /// Every reason, for pre-registering metric series.
+    pub const ALL: &'static [PathOnlyReason] = &[
+        PathOnlyReason::ApiUnavailable,
+        PathOnlyReason::PodUnknown,
+        PathOnlyReason::UidMismatch,
+        PathOnlyReason::Expired,
+    ];
+
     /// A bounded metric label: `api_unavailable`, `pod_unknown`, `uid_mismatch`, `expired`.
     pub fn as_label(self) -> &'static str {
         match self {

@@ -75,16 +75,4 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         !matches!(self, Error::Config { .. } | Error::CheckpointVersion { .. })
     }
-
-    /// A short, bounded label for metrics (`logferry_tail_errors_total{kind=…}`).
-    pub fn as_label(&self) -> &'static str {
-        match self {
-            Error::Config { .. } => "config",
-            Error::DataDir { .. } => "data_dir",
-            Error::CheckpointRead { .. } => "checkpoint_read",
-            Error::CheckpointVersion { .. } => "checkpoint_version",
-            Error::CheckpointWrite { .. } => "checkpoint_write",
-            Error::Watch { .. } => "watch",
-        }
-    }
 }

@@ -14,6 +14,9 @@ pub enum RotationKind {
 }
 
 impl RotationKind {
+    /// Every kind, for pre-registering metric series.
+    pub const ALL: &'static [RotationKind] = &[RotationKind::Rename, RotationKind::Truncate];
+
     /// A bounded label for metrics: `rename` or `truncate`.
     pub fn as_label(self) -> &'static str {
         match self {
@@ -35,6 +38,13 @@ pub enum LossReason {
 }
 
 impl LossReason {
+    /// Every reason, for pre-registering metric series.
+    pub const ALL: &'static [LossReason] = &[
+        LossReason::DeletedFilesLimit,
+        LossReason::DeletedBytesLimit,
+        LossReason::TruncatedBeforeRead,
+    ];
+
     /// A bounded label for metrics.
     pub fn as_label(self) -> &'static str {
         match self {

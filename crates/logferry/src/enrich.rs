@@ -11,7 +11,7 @@ use crate::filter::{retain_min_level, Selector};
 use crate::metrics::Metrics;
 use futures::stream::{FuturesUnordered, StreamExt};
 use logferry_core::{Acker, Level, PodMeta, RecordBatch, SourceId};
-use logferry_kube::{Lookup, PathOnlyReason, PodStore};
+use logferry_kube::{Lookup, PodStore};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -54,14 +54,16 @@ pub struct Enricher {
     pub metrics: Arc<Metrics>,
 }
 
-fn reason_label(r: &PathOnlyReason) -> &'static str {
-    match r {
-        PathOnlyReason::ApiUnavailable => "api_unavailable",
-        PathOnlyReason::PodUnknown => "pod_unknown",
-        PathOnlyReason::UidMismatch => "uid_mismatch",
-        PathOnlyReason::Expired => "expired",
-    }
-}
+/// `reason` of `logferry_records_without_metadata_total` when the pod store
+/// is off (`kubernetes.enabled: false` or no API configuration); the other
+/// reasons are [`logferry_kube::PathOnlyReason`]'s labels.
+pub const STORE_DISABLED: &str = "disabled";
+/// `reason` of a record dropped because its pod or namespace opted out.
+const EXCLUDED: &str = "excluded";
+/// `reason` of a record dropped by `filter.min_level`.
+const BELOW_MIN_LEVEL: &str = "min_level";
+/// Every `reason` of `logferry_dropped_records_total`.
+pub const DROP_REASONS: &[&str] = &[EXCLUDED, BELOW_MIN_LEVEL];
 
 impl Enricher {
     fn decide_without_api(&self, batch: &RecordBatch) -> Option<Decision> {
@@ -72,11 +74,11 @@ impl Enricher {
                     .selector
                     .accepts(&path.namespace, &path.pod_name, &path.container)
                 {
-                    return Some(Decision::Drop("excluded"));
+                    return Some(Decision::Drop(EXCLUDED));
                 }
                 if self.store.is_none() {
                     let meta = PodMeta::from_path(path, source.container_id.as_deref());
-                    return Some(Decision::Ship(Some(Arc::new(meta)), Some("disabled")));
+                    return Some(Decision::Ship(Some(Arc::new(meta)), Some(STORE_DISABLED)));
                 }
                 None
             }
@@ -95,9 +97,9 @@ impl Enricher {
                 .expect("lookup only for kubernetes files");
             let decision = match store.lookup(path, source.container_id.as_deref()).await {
                 Lookup::Found(meta) => Decision::Ship(Some(meta), None),
-                Lookup::Excluded => Decision::Drop("excluded"),
+                Lookup::Excluded => Decision::Drop(EXCLUDED),
                 Lookup::PathOnly(meta, reason) => {
-                    Decision::Ship(Some(meta), Some(reason_label(&reason)))
+                    Decision::Ship(Some(meta), Some(reason.as_label()))
                 }
             };
             (source.id, decision)
@@ -128,7 +130,7 @@ impl Enricher {
                     if dropped > 0 {
                         self.metrics
                             .dropped_records
-                            .with_label_values(&["min_level"])
+                            .with_label_values(&[BELOW_MIN_LEVEL])
                             .inc_by(dropped as u64);
                     }
                 }

@@ -126,6 +126,10 @@ impl KubeEvents for DaemonKubeEvents {
     }
 }
 
+/// `destination` of `logferry_elasticsearch_dead_lettered_records_total`:
+/// the dead-letter index, or the dead-letter file when even that refused.
+pub const DEAD_LETTER_DESTINATIONS: &[&str] = &["index", "file"];
+
 /// [`ForwarderEvents`] for the daemon.
 pub struct DaemonForwarderEvents {
     metrics: Arc<Metrics>,
@@ -168,7 +172,7 @@ impl ForwarderEvents for DaemonForwarderEvents {
     }
 
     fn dead_lettered(&self, records: u64, to_file: bool) {
-        let destination = if to_file { "file" } else { "index" };
+        let destination = DEAD_LETTER_DESTINATIONS[usize::from(to_file)];
         self.metrics
             .es_dead_lettered_records
             .with_label_values(&[destination])

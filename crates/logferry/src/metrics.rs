@@ -6,6 +6,9 @@
 //! `ForwarderEvents`), implemented in `events.rs` on top of these metrics;
 //! they are called per batch or per event, never per line.
 
+use logferry_elasticsearch::{BulkOutcome, ItemErrorReason};
+use logferry_kube::{KubeError, PathOnlyReason, WATCHED_RESOURCES};
+use logferry_tail::{LossReason, RotationKind};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -249,69 +252,41 @@ impl Metrics {
         m.kubernetes_store_synced.set(0);
         // Every series of a closed label set exists from the first scrape
         // (at 0), so that rate() and alerts see the first increment.
+        let labels = |l: &[&'static str]| l.to_vec();
         for (vec, labels) in [
-            (&m.tail_rotations, &["rename", "truncate"][..]),
+            (
+                &m.tail_rotations,
+                RotationKind::ALL.iter().map(|k| k.as_label()).collect(),
+            ),
             (
                 &m.tail_lost_bytes,
-                &[
-                    "deleted_files_limit",
-                    "deleted_bytes_limit",
-                    "truncated_before_read",
-                ],
+                LossReason::ALL.iter().map(|r| r.as_label()).collect(),
             ),
-            (&m.kubernetes_watch_restarts, &["pods", "namespaces"]),
-            (
-                &m.kubernetes_api_errors,
-                &[
-                    "unreachable",
-                    "timeout",
-                    "unauthorized",
-                    "forbidden",
-                    "gone",
-                    "throttled",
-                    "server_error",
-                    "api_error",
-                    "decode",
-                    "protocol",
-                ],
-            ),
+            (&m.kubernetes_watch_restarts, labels(WATCHED_RESOURCES)),
+            (&m.kubernetes_api_errors, labels(KubeError::API_LABELS)),
             (
                 &m.records_without_metadata,
-                &[
-                    "api_unavailable",
-                    "pod_unknown",
-                    "uid_mismatch",
-                    "expired",
-                    "disabled",
-                ],
+                PathOnlyReason::ALL
+                    .iter()
+                    .map(|r| r.as_label())
+                    .chain([crate::enrich::STORE_DISABLED])
+                    .collect(),
             ),
-            (&m.dropped_records, &["excluded", "min_level"]),
+            (&m.dropped_records, labels(crate::enrich::DROP_REASONS)),
             (
                 &m.es_bulk_requests,
-                &[
-                    "success",
-                    "partial_failure",
-                    "rejected",
-                    "server_error",
-                    "too_large",
-                    "client_error",
-                    "connection_error",
-                    "timeout",
-                    "invalid_response",
-                ],
+                BulkOutcome::ALL.iter().map(|o| o.as_label()).collect(),
             ),
             (
                 &m.es_item_errors,
-                &[
-                    "rejected",
-                    "server_error",
-                    "mapper_parsing",
-                    "other_4xx",
-                    "too_large",
-                ],
+                ItemErrorReason::ALL.iter().map(|r| r.as_label()).collect(),
             ),
-            (&m.es_dead_lettered_records, &["index", "file"]),
+            (
+                &m.es_dead_lettered_records,
+                labels(crate::events::DEAD_LETTER_DESTINATIONS),
+            ),
         ] {
+            let labels: Vec<&str> = labels;
             for label in labels {
                 vec.with_label_values(&[label]);
             }
@@ -332,6 +307,29 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every label value of the libraries' closed sets has its series at 0
+    /// from the first scrape.
+    #[test]
+    fn every_library_label_is_pre_registered() {
+        let text = Metrics::new("test").render();
+        let labels = RotationKind::ALL
+            .iter()
+            .map(|k| k.as_label())
+            .chain(LossReason::ALL.iter().map(|r| r.as_label()))
+            .chain(PathOnlyReason::ALL.iter().map(|r| r.as_label()))
+            .chain(KubeError::API_LABELS.iter().copied())
+            .chain(WATCHED_RESOURCES.iter().copied())
+            .chain(BulkOutcome::ALL.iter().map(|o| o.as_label()))
+            .chain(ItemErrorReason::ALL.iter().map(|r| r.as_label()));
+        for label in labels {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(&format!("=\"{label}\"}} 0"))),
+                "no series at 0 for {label}"
+            );
+        }
+    }
 
     #[test]
     fn exposes_build_info_and_counters() {

@@ -189,9 +189,12 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     }
     admin_stop.cancel();
     let _ = admin_task.await;
-    let summary = tail_result
-        .context("tailer task panicked")?
-        .context("tailer failed")?;
+    let summary = tail_result.context("tailer task panicked")?.map_err(|e| {
+        // Tells the operator whether a restart can help (an I/O error on the
+        // data directory may be transient; a refused checkpoint file is not).
+        tracing::error!(error = %e, retryable = e.is_retryable(), "the tailer failed");
+        anyhow::Error::new(e).context("tailer failed")
+    })?;
     // Checkpoints are written either way; a sink that failed is still fatal.
     let stopped_early: bool = sink_result?;
     if stopped_early {
