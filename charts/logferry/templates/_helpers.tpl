@@ -129,6 +129,11 @@ sidecar needs 0444 (the files stay private to the pod's logferry container: only
   valueFrom:
     fieldRef:
       fieldPath: spec.nodeName
+{{- /* Files mode (sidecar) hashes the pod's identity into document ids. */}}
+- name: POD_UID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.uid
 {{- $basic := .Values.elasticsearch.auth.basic }}
 {{- if and .Values.elasticsearch.enabled $basic.existingSecret }}
 - name: LOGFERRY_ES_USERNAME

@@ -35,6 +35,7 @@ fn main() {
                 schema: Schema::Ecs,
                 host_name: Some("node-a-1".into()),
                 airflow: None,
+                id_scope: "node-a-1".into(),
             },
         ),
         (
@@ -43,6 +44,7 @@ fn main() {
                 schema: Schema::Fluentd,
                 host_name: Some("node-a-1".into()),
                 airflow: None,
+                id_scope: "node-a-1".into(),
             },
         ),
         (
@@ -55,6 +57,7 @@ fn main() {
                         .parse()
                         .unwrap(),
                 }),
+                id_scope: "node-a-1".into(),
             },
         ),
     ];
@@ -74,7 +77,7 @@ fn main() {
             for b in &batches {
                 out.clear();
                 for r in &b.records {
-                    let id = DocumentEncoder::document_id(&b.source, r);
+                    let id = DocumentEncoder::document_id_in("node-a-1", &b.source, r);
                     out.extend_from_slice(&id);
                     encoder.encode(b, r, &mut out);
                     out.push(b'\n');

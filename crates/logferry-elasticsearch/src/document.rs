@@ -122,6 +122,12 @@ pub struct DocumentOptions {
     pub host_name: Option<String>,
     /// Airflow `log_id` / `offset`, when set.
     pub airflow: Option<AirflowOptions>,
+    /// Who read the files (bytes hashed into every `_id`, see
+    /// [`DocumentEncoder::document_id_in`]): the node name in kubernetes mode,
+    /// the pod's identity in files mode, so that two nodes or two sidecars
+    /// with equal (device, inode, first line) never produce the same `_id`.
+    /// Stable across restarts of the same node or pod. Empty: not scoped.
+    pub id_scope: String,
 }
 
 /// How the forwarder names a document's index.
@@ -157,6 +163,7 @@ pub struct DocumentEncoder {
     schema: Schema,
     host_name: Option<String>,
     log_id: Option<LogIdTemplate>,
+    id_scope: String,
     files: FileCache,
     offsets: HashMap<SourceId, i64>,
 }
@@ -177,23 +184,41 @@ impl DocumentEncoder {
             schema: options.schema,
             host_name: options.host_name,
             log_id: options.airflow.map(|a| a.log_id_template),
+            id_scope: options.id_scope,
             files: FileCache::default(),
             offsets: HashMap::new(),
         }
     }
 
-    /// The document `_id` of `record` read from `source`: the URL-safe base64
-    /// (no padding) of the 128-bit XXH3 hash of `dev`, `ino`, `fingerprint`
-    /// and `start` (each as 8 little-endian bytes). Deterministic: a record
-    /// read again after a restart gets the same `_id`, so the bulk `create`
-    /// answers 409 instead of indexing a copy.
+    /// The document `_id` of `record` read from `source`, not scoped
+    /// ([`DocumentEncoder::document_id_in`] with an empty scope).
     pub fn document_id(source: &Source, record: &Record) -> [u8; 22] {
-        let mut key = [0u8; 32];
-        key[..8].copy_from_slice(&source.file.dev.to_le_bytes());
-        key[8..16].copy_from_slice(&source.file.ino.to_le_bytes());
-        key[16..24].copy_from_slice(&source.file.fingerprint.to_le_bytes());
-        key[24..].copy_from_slice(&record.start.to_le_bytes());
-        let hash = xxhash_rust::xxh3::xxh3_128(&key).to_le_bytes();
+        Self::document_id_in("", source, record)
+    }
+
+    /// The document `_id` of `record` read from `source` by the collector
+    /// `scope` ([`DocumentOptions::id_scope`]): the URL-safe base64 (no
+    /// padding) of the 128-bit XXH3 hash of `dev`, `ino`, `fingerprint` and
+    /// `start` (each as 8 little-endian bytes) followed by the bytes of
+    /// `scope`. Deterministic: a record read again after a restart gets the
+    /// same `_id`, so the bulk `create` answers 409 instead of indexing a copy;
+    /// the same record position read by another node or pod gets another.
+    /// An empty scope gives the ids of versions before scoping.
+    pub fn document_id_in(scope: &str, source: &Source, record: &Record) -> [u8; 22] {
+        let mut fixed = [0u8; 32];
+        fixed[..8].copy_from_slice(&source.file.dev.to_le_bytes());
+        fixed[8..16].copy_from_slice(&source.file.ino.to_le_bytes());
+        fixed[16..24].copy_from_slice(&source.file.fingerprint.to_le_bytes());
+        fixed[24..].copy_from_slice(&record.start.to_le_bytes());
+        let hash = if scope.is_empty() {
+            xxhash_rust::xxh3::xxh3_128(&fixed)
+        } else {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(&fixed);
+            h.update(scope.as_bytes());
+            h.digest128()
+        }
+        .to_le_bytes();
         let mut id = [0u8; 22];
         let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode_slice(hash, &mut id)
@@ -238,7 +263,7 @@ impl DocumentEncoder {
             }
         }
         out.extend_from_slice(b",\"_id\":\"");
-        out.extend_from_slice(&Self::document_id(&batch.source, record));
+        out.extend_from_slice(&Self::document_id_in(&self.id_scope, &batch.source, record));
         out.extend_from_slice(b"\"}}\n");
         let start = out.len();
         encode_doc(self.schema, entry, &mut self.offsets, batch, record, out);

@@ -314,3 +314,54 @@ async fn too_large_requests_are_split_until_they_fit() {
         assert!(r.body_bytes > 0);
     }
 }
+
+/// Regression (issue 10, item 7): the `_id` hashed only (dev, ino,
+/// fingerprint, offset), so two nodes (or two sidecars) holding a file with
+/// the same device, inode and first line made each other's records look like
+/// `409` replays: the second node's lines were counted as delivered and never
+/// stored. The collector's identity is now part of the hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equal_file_identities_on_two_nodes_are_both_stored() {
+    let double = EsDouble::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The same (dev, ino, fingerprint) and offsets on both nodes.
+    let sources = [source(7, "default", "api-7", "api")];
+    let input = batches(&sources, None, 100, 50, |i| format!("line {i}"));
+    let mut stored = 0;
+    for node in ["node-a", "node-b"] {
+        let options = DocumentOptions {
+            host_name: Some(node.into()),
+            id_scope: node.into(),
+            ..DocumentOptions::default()
+        };
+        let run = ship(
+            config(&double.url(), dir.path()),
+            options,
+            Arc::new(CountingEvents::default()),
+            input.clone(),
+        )
+        .await;
+        run.assert_each_acked_once(&input);
+        assert_eq!(
+            run.summary.duplicates, 0,
+            "{node}: nothing taken for a replay"
+        );
+        stored += 100;
+        assert_eq!(double.documents("logs-test").len(), stored, "{node}");
+    }
+    assert_eq!(double.stats().conflicts, 0);
+
+    // Stable across restarts: node-a reading the same records again adds nothing.
+    let replay = ship(
+        config(&double.url(), dir.path()),
+        DocumentOptions {
+            id_scope: "node-a".into(),
+            ..DocumentOptions::default()
+        },
+        Arc::new(CountingEvents::default()),
+        input.clone(),
+    )
+    .await;
+    assert_eq!(replay.summary.duplicates, 100);
+    assert_eq!(double.documents("logs-test").len(), 200);
+}

@@ -121,6 +121,7 @@ fn ecs_and_fluentd_documents_for_the_same_record() {
             schema: Schema::Fluentd,
             host_name: Some("node-1".into()),
             airflow: None,
+            id_scope: String::new(),
         },
         &b,
     );

@@ -57,5 +57,6 @@ pub fn to_document_options(c: &Config) -> es::DocumentOptions {
         airflow: c.airflow.enabled.then(|| es::AirflowOptions {
             log_id_template: c.airflow.log_id_template.clone(),
         }),
+        id_scope: c.id_scope.clone(),
     }
 }

@@ -104,6 +104,11 @@ pub struct Airflow {
 pub struct Config {
     /// This node's name (`spec.nodeName` of the pods to watch, `host.name`).
     pub node_name: String,
+    /// Hashed into every document `_id` (see `DocumentOptions::id_scope`):
+    /// `node_name` in kubernetes mode; in files mode the pod's identity, the
+    /// `POD_UID` environment variable (downward API `metadata.uid`), else the
+    /// host name (a pod's name), else `node_name`.
+    pub id_scope: String,
     /// Checkpoints and the dead-letter file live here.
     pub data_dir: PathBuf,
     /// What to read.
@@ -268,6 +273,18 @@ fn read_config(
     shutdown.finish(p);
     root.finish(p);
 
+    let id_scope = match source.mode {
+        SourceMode::Kubernetes => node_name.clone(),
+        SourceMode::Files => env("POD_UID")
+            .or_else(|| env("HOSTNAME"))
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|s| s.trim().to_owned())
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| node_name.clone()),
+    };
     if source.mode == SourceMode::Kubernetes && kubernetes.enabled && node_name.is_empty() {
         p.push(
             "node_name",
@@ -276,6 +293,7 @@ fn read_config(
     }
     Config {
         node_name,
+        id_scope,
         data_dir,
         source,
         kubernetes,
@@ -696,6 +714,26 @@ elasticsearch:
             .find(|p| p.path == "elasticsearch.batch.max_bytes")
             .unwrap();
         assert_eq!(size.message, "expected a size like \"5MiB\", got \"five\"");
+    }
+
+    #[test]
+    fn document_ids_are_scoped_by_node_or_pod() {
+        let c = parse("{}").unwrap();
+        assert_eq!(c.id_scope, "node-1", "kubernetes mode: the node name");
+        let files = "source: {mode: files, paths: [\"/logs/*.log\"]}";
+        let c = Config::parse(files, |k| match k {
+            "NODE_NAME" => Some("node-1".into()),
+            "POD_UID" => Some("0f6e-uid".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.id_scope, "0f6e-uid", "files mode: the pod");
+        let c = Config::parse(files, |k| match k {
+            "HOSTNAME" => Some("task-pod-abc".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.id_scope, "task-pod-abc", "files mode without POD_UID");
     }
 
     #[test]
