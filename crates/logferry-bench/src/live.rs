@@ -42,6 +42,13 @@ pub struct LiveOptions {
     pub files: usize,
     /// A file is rotated when it reaches this size, bytes.
     pub rotate_bytes: u64,
+    /// One `write(2)` per line, as a container runtime writes (else one write per file per
+    /// 10 ms tick).
+    pub per_line: bool,
+    /// Rotated files kept next to the active one (kubelet's `containerLogMaxFiles` − 1).
+    pub keep_rotated: usize,
+    /// gzip every rotated file but the newest, as kubelet does.
+    pub gzip_rotated: bool,
 }
 
 /// Figures of a live run.
@@ -94,6 +101,10 @@ pub struct LiveResult {
     pub cpu_seconds: f64,
     /// CPU seconds per MB written.
     pub cpu_seconds_per_mb: f64,
+    /// CPU microseconds per line written.
+    pub cpu_us_per_line: f64,
+    /// One `write(2)` per line.
+    pub per_line_writes: bool,
     /// MB written per CPU second.
     pub mb_per_cpu_second: f64,
     /// Peak RSS (VmHWM), MiB.
@@ -143,8 +154,11 @@ impl LiveResult {
         t.row(
             "CPU",
             format!(
-                "{:.2} s ({:.4} s per MB, {:.1} MB per CPU-second)",
-                self.cpu_seconds, self.cpu_seconds_per_mb, self.mb_per_cpu_second
+                "{:.2} s ({:.4} s per MB, {:.1} MB per CPU-second, {:.1} µs per line)",
+                self.cpu_seconds,
+                self.cpu_seconds_per_mb,
+                self.mb_per_cpu_second,
+                self.cpu_us_per_line
             ),
         );
         t.row("peak RSS (VmHWM)", format!("{:.1} MiB", self.peak_rss_mib));
@@ -362,6 +376,22 @@ struct LiveFile {
     rate: u64,
     seq: u64,
     rotated: VecDeque<PathBuf>,
+    keep_rotated: usize,
+    gzip_rotated: bool,
+}
+
+/// kubelet's compression of a rotated file: `<path>.gz` written, the original removed.
+fn gzip_file(path: &Path) -> Result<PathBuf> {
+    let gz = PathBuf::from(format!("{}.gz", path.display()));
+    let tmp = PathBuf::from(format!("{}.tmp", gz.display()));
+    let mut input = File::open(path)?;
+    let mut enc =
+        flate2::write::GzEncoder::new(File::create(&tmp)?, flate2::Compression::default());
+    std::io::copy(&mut input, &mut enc)?;
+    enc.finish()?.sync_all()?;
+    std::fs::rename(&tmp, &gz)?;
+    std::fs::remove_file(path)?;
+    Ok(gz)
 }
 
 impl LiveFile {
@@ -376,8 +406,8 @@ impl LiveFile {
         if target.exists() {
             return Ok(false);
         }
-        // removeExcessLogs: keep MaxFiles − 2 = 3 rotated before adding the new one.
-        while self.rotated.len() >= 4 {
+        // removeExcessLogs: keep MaxFiles − 2 rotated before adding the new one.
+        while self.rotated.len() >= self.keep_rotated {
             if let Some(old) = self.rotated.pop_front() {
                 std::fs::remove_file(&old)
                     .with_context(|| format!("removing {}", old.display()))?;
@@ -390,6 +420,15 @@ impl LiveFile {
             .create(true)
             .append(true)
             .open(&self.path)?;
+        // compressLog: every rotated file but the newest is gzipped.
+        if self.gzip_rotated {
+            if let Some(prev) = self.rotated.back_mut() {
+                if prev.extension().is_none_or(|e| e != "gz") {
+                    *prev = gzip_file(prev)
+                        .with_context(|| format!("compressing {}", prev.display()))?;
+                }
+            }
+        }
         self.rotated.push_back(target);
         self.size = 0;
         Ok(true)
@@ -410,6 +449,7 @@ fn write_for(
     corpus: &Corpus,
     seconds: u64,
     rotate_bytes: u64,
+    per_line: bool,
 ) -> Result<Written> {
     let mut rng = SplitMix64::new(99);
     let mut msg = Vec::with_capacity(4096);
@@ -433,14 +473,23 @@ fn write_for(
                 let mut m = Vec::with_capacity(msg.len() + 48);
                 let _ = write!(m, "lfb_wt={wt} lfb_id={i}-{} ", f.seq);
                 m.extend_from_slice(&msg);
+                let at = buf.len();
                 generate::push_cri_lines(&mut buf, wt, stderr, &m);
                 f.seq += 1;
                 lines += 1;
+                if per_line {
+                    // One write(2) per line, as a runtime writes.
+                    f.file
+                        .write_all(&buf[at..])
+                        .with_context(|| format!("writing {}", f.path.display()))?;
+                }
             }
             if !buf.is_empty() {
-                f.file
-                    .write_all(&buf)
-                    .with_context(|| format!("writing {}", f.path.display()))?;
+                if !per_line {
+                    f.file
+                        .write_all(&buf)
+                        .with_context(|| format!("writing {}", f.path.display()))?;
+                }
                 f.written += buf.len() as u64;
                 f.size += buf.len() as u64;
                 bytes += buf.len() as u64;
@@ -504,6 +553,8 @@ pub async fn run(
             rate,
             seq: 0,
             rotated: VecDeque::new(),
+            keep_rotated: opts.keep_rotated,
+            gzip_rotated: opts.gzip_rotated,
         });
     }
 
@@ -535,10 +586,12 @@ pub async fn run(
     }
     let before = logferry.snapshot()?;
     let write_start = now_nanos();
-    let (seconds, rotate_bytes) = (opts.seconds, opts.rotate_bytes);
+    let (seconds, rotate_bytes, per_line) = (opts.seconds, opts.rotate_bytes, opts.per_line);
     let writer = {
         let corpus = corpus.clone();
-        tokio::task::spawn_blocking(move || write_for(&mut files, &corpus, seconds, rotate_bytes))
+        tokio::task::spawn_blocking(move || {
+            write_for(&mut files, &corpus, seconds, rotate_bytes, per_line)
+        })
     };
     let written = writer.await??;
     // Poll the double's counters, not `_count`: a `_count` scans the whole
@@ -602,6 +655,8 @@ pub async fn run(
         cpu_seconds: round(cpu, 2),
         cpu_seconds_per_mb: round(if mb > 0.0 { cpu / mb } else { 0.0 }, 4),
         mb_per_cpu_second: round(if cpu > 0.0 { mb / cpu } else { 0.0 }, 1),
+        cpu_us_per_line: round(cpu * 1e6 / written.lines.max(1) as f64, 1),
+        per_line_writes: opts.per_line,
         peak_rss_mib: round(mib(usage.peak_rss_bytes), 1),
         exit_code: status.code(),
     })

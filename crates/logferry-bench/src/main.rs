@@ -85,15 +85,41 @@ struct LiveArgs {
     /// Rotate a file when it reaches this size, MB.
     #[arg(long, default_value_t = 10.0)]
     rotate_mb: f64,
+    /// A named shape that overrides the figures above: `runtime` = issue 14's live workload
+    /// (20 files, 0.5 MB/s ≈ 2,000 lines/s of ≈ 250 B, one write(2) per line, rotation at
+    /// 256 KiB keeping 4 rotated files, all but the newest gzipped, as kubelet does).
+    #[arg(long)]
+    shape: Option<LiveShape>,
+}
+
+/// Named live workloads.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LiveShape {
+    /// issue 14: a node tailing runtimes that write one line per write(2).
+    Runtime,
 }
 
 impl LiveArgs {
     fn options(&self) -> live::LiveOptions {
-        live::LiveOptions {
-            seconds: self.seconds,
-            rate_bytes: (self.rate_mb * 1e6) as u64,
-            files: self.files,
-            rotate_bytes: (self.rotate_mb * 1e6) as u64,
+        match self.shape {
+            Some(LiveShape::Runtime) => live::LiveOptions {
+                seconds: self.seconds,
+                rate_bytes: 500_000,
+                files: 20,
+                rotate_bytes: 256 * 1024,
+                per_line: true,
+                keep_rotated: 4,
+                gzip_rotated: true,
+            },
+            None => live::LiveOptions {
+                seconds: self.seconds,
+                rate_bytes: (self.rate_mb * 1e6) as u64,
+                files: self.files,
+                rotate_bytes: (self.rotate_mb * 1e6) as u64,
+                per_line: false,
+                keep_rotated: 4,
+                gzip_rotated: false,
+            },
         }
     }
 }

@@ -105,6 +105,13 @@ pub struct TailConfig {
     /// Emit a pending CRI `P` / docker partial chunk as an `INCOMPLETE` record
     /// after this long without its continuation (default 5 s).
     pub partial_flush_timeout: Duration,
+    /// In [`RunMode::Follow`], how long reading waits after the first change
+    /// of a quiet period (default 100 ms), so that the writes of many files
+    /// are read in one round: a runtime writes one line per `write(2)`, and
+    /// reading each on its own costs a wake-up, an inotify read, a `fstat`,
+    /// two `read`s and a batch with its acknowledgement per line. Zero reads
+    /// at once. Adds at most this much to the delivery delay of a line.
+    pub read_coalesce: Duration,
 }
 
 impl TailConfig {
@@ -125,6 +132,7 @@ impl TailConfig {
             batch_max_records: 1000,
             batch_max_bytes: 1024 * 1024,
             partial_flush_timeout: Duration::from_secs(5),
+            read_coalesce: Duration::from_millis(100),
         }
     }
 

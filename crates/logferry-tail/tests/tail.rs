@@ -859,3 +859,54 @@ async fn a_long_line_across_read_rounds_stays_whole_while_reading_waits() {
     assert_eq!(long_recs[0].1.message, long.as_bytes());
     assert!(!long_recs[0].1.flags.contains(RecordFlags::INCOMPLETE));
 }
+
+/// issue 14: a runtime writes one line per `write(2)`. With `read_coalesce`,
+/// the lines written during the wait are read in one round (one batch), not
+/// one read and one batch per line; without it this burst gives ~20 batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_written_one_by_one_are_read_in_one_round() {
+    use logferry_core::Acker;
+    let node = Node::new();
+    let mut w = node.writer("p", "c");
+    w.write_line("stdout", b"first").unwrap();
+    let mut cfg = node.config();
+    cfg.read_coalesce = Duration::from_secs(1);
+    let tailer =
+        logferry_tail::Tailer::new(cfg, std::sync::Arc::new(logferry_tail::NoopEvents)).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let (acker, acks) = Acker::channel();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(tailer.run(RunMode::Follow, tx, acks, stop.clone()));
+    let first = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    acker.ack(first.ack);
+    let started = Instant::now();
+    for i in 0..20 {
+        w.write_line("stdout", format!("line {i}").as_bytes())
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let burst = started.elapsed();
+    let (mut batches, mut records) = (0, 0);
+    while records < 20 {
+        let b = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        records += b.records.len();
+        batches += 1;
+        acker.ack(b.ack);
+    }
+    stop.cancel();
+    drop(rx);
+    task.await.unwrap().unwrap();
+    assert_eq!(records, 20);
+    if burst < Duration::from_millis(500) {
+        assert!(
+            batches <= 2,
+            "{batches} batches for a burst of 20 lines in {burst:?}"
+        );
+    }
+}

@@ -38,7 +38,7 @@ use crate::error::Error;
 use crate::events::TailEvents;
 use crate::spool::Spool;
 use discovery::{ContainerIds, Discovery, Watcher};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use inotify::Inotify;
 use logferry_core::{AckToken, DevIno, LogFormat, RecordBatch, SourceId};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -266,8 +266,27 @@ impl Runner {
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         rescan.tick().await;
         let mut ticks: u32 = 0;
+        // When reading is due (see `read_coalesce`): unset while no file is queued.
+        let mut read_at: Option<tokio::time::Instant> = None;
         loop {
-            if !stopped && self.outbox.is_empty() {
+            let now = tokio::time::Instant::now();
+            if self.table.queues_empty() {
+                read_at = None;
+            } else if read_at.is_none() {
+                let wait = match self.mode {
+                    RunMode::Follow => self.cfg.read_coalesce,
+                    RunMode::Once => Duration::ZERO,
+                };
+                read_at = Some(now + wait);
+            }
+            let read_due = read_at.is_some_and(|t| t <= now);
+            if !stopped && self.outbox.is_empty() && read_due {
+                // The events that queued up in the kernel while reading
+                // waited, at once (one read(2) for all of them): every file
+                // written meanwhile is read in this round.
+                while let Some(Some(ev)) = stream.as_mut().and_then(|s| s.next().now_or_never()) {
+                    self.on_inotify_item(ev);
+                }
                 self.fill_outbox();
             }
             if !stopped
@@ -286,7 +305,9 @@ impl Runner {
                     break;
                 }
             }
-            let has_read_work = !stopped && self.outbox.is_empty() && !self.table.queues_empty();
+            let has_read_work =
+                !stopped && self.outbox.is_empty() && !self.table.queues_empty() && read_due;
+            let read_wait = tokio::time::sleep_until(read_at.unwrap_or(now));
             let can_send = !stopped && !self.outbox.is_empty();
             let send = async {
                 match &out {
@@ -328,14 +349,13 @@ impl Runner {
                         stopped = true;
                     }
                 },
-                ev = inotify_next => match ev {
-                    Some(Ok(ev)) => self.on_inotify(ev.wd.get_watch_descriptor_id(), ev.mask, ev.name),
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "inotify read failed; rescanning");
-                        self.full_scan();
-                    }
+                // While reading waits for its round, events stay in the
+                // kernel's queue (identical consecutive events merge there).
+                ev = inotify_next, if read_at.is_none() || read_due => match ev {
+                    Some(item) => self.on_inotify_item(item),
                     None => stream = None,
                 },
+                _ = read_wait, if !stopped && read_at.is_some() && !read_due => {}
                 _ = house.tick() => {
                     ticks = ticks.wrapping_add(1);
                     self.housekeeping(ticks % POLL_EVERY_TICKS == 0 && !stopped);
@@ -347,6 +367,17 @@ impl Runner {
         }
         self.save_checkpoints(true)?;
         Ok(self.summary)
+    }
+
+    /// One item of the inotify stream.
+    fn on_inotify_item(&mut self, item: std::io::Result<inotify::Event<std::ffi::OsString>>) {
+        match item {
+            Ok(ev) => self.on_inotify(ev.wd.get_watch_descriptor_id(), ev.mask, ev.name),
+            Err(e) => {
+                tracing::warn!(error = %e, "inotify read failed; rescanning");
+                self.full_scan();
+            }
+        }
     }
 
     /// Switches a follow run to "read everything to its end, then stop".
