@@ -15,7 +15,12 @@
 # /var/log/pods are root-owned (0640), and root reads them as their owner without any capability and
 # writes its root-owned checkpoint directory. See charts/logferry/README.md ("Security").
 
-FROM rust:1-bookworm AS builder
+# Base images are pinned by digest (a moving tag can change under a rebuild). These digests could
+# not be checked against the registries from the development machines (no registry access): they
+# are the ones public Dockerfiles pin for these tags (rust:1-bookworm: Rust 1.98.1; distroless
+# static-debian12:nonroot as of 2026-08-26). Before a release, confirm or update them with
+#   crane digest rust:1-bookworm && crane digest gcr.io/distroless/static-debian12:nonroot
+FROM rust:1-bookworm@sha256:93ce27a88655056a51dbdd8f5f2d7ddc071c7b0070fb288a37b5a285fc83971e AS builder
 ARG TARGET=x86_64-unknown-linux-musl
 # musl-tools provides musl-gcc, which the cc crate uses for C dependencies (ring) on the musl target.
 RUN apt-get update \
@@ -29,7 +34,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --target "${TARGET}" -p logferry \
     && install -D -m 0755 "target/${TARGET}/release/logferry" /out/logferry
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM gcr.io/distroless/static-debian12:nonroot@sha256:afa5c872c891853ca7fcf1f12c3edb23f7eeef36189728842dd51042ff57f7ab
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="logferry" \
       org.opencontainers.image.description="Kubernetes node log collector: every container log line exactly once in Elasticsearch" \

@@ -821,6 +821,15 @@ def t_hadolint() -> None:
     sh("hadolint", str(ROOT / "Dockerfile"))
 
 
+def t_dockerfile_base_images_pinned() -> None:
+    froms = [l.split()[1] for l in (ROOT / "Dockerfile").read_text().splitlines() if l.startswith("FROM ")]
+    check(froms, "the Dockerfile has FROM lines")
+    for image in froms:
+        digest = image.partition("@sha256:")[2]
+        check(len(digest) == 64 and all(c in "0123456789abcdef" for c in digest),
+              f"base image pinned by digest: {image}")
+
+
 def t_dockerfile_builds_the_tested_binary() -> None:
     text = (ROOT / "Dockerfile").read_text()
     check(re.search(r"cargo build --release --locked --target \S+ -p logferry\b", text) is not None,
@@ -963,6 +972,7 @@ def main() -> int:
     run_check("promtool test rules", t_promtool_test)
     run_check("hadolint Dockerfile", t_hadolint)
     run_check("Dockerfile builds the tested binary", t_dockerfile_builds_the_tested_binary)
+    run_check("Dockerfile base images pinned by digest", t_dockerfile_base_images_pinned)
     failed = [n for n, err in RESULTS if err]
     print(f"chart: {len(RESULTS) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
