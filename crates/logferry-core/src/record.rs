@@ -58,6 +58,14 @@ impl RecordFlags {
     pub const INCOMPLETE: RecordFlags = RecordFlags(8);
     /// Joined from several lines by the multiline rule.
     pub const MULTILINE: RecordFlags = RecordFlags(16);
+    /// The message is a complete JSON document (an object) that sinks write
+    /// as it is, not a log line to wrap; and `start`/`end` are not byte
+    /// offsets but the two little-endian halves of the record's 128-bit
+    /// identity (its document `_id` is their 16 bytes in URL-safe base64
+    /// without padding). Records from a NATS source carry this flag: their
+    /// identity is the JetStream `Nats-Msg-Id` or stream sequence, not a place
+    /// in a file.
+    pub const DOCUMENT: RecordFlags = RecordFlags(32);
 
     /// Whether every bit of `other` is set in `self`.
     pub fn contains(self, other: RecordFlags) -> bool {
@@ -67,6 +75,27 @@ impl RecordFlags {
     /// Whether no bit is set.
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+}
+
+impl Record {
+    /// The 16 identity bytes of a [`RecordFlags::DOCUMENT`] record: `start`
+    /// then `end`, little-endian.
+    pub fn document_identity(&self) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&self.start.to_le_bytes());
+        id[8..].copy_from_slice(&self.end.to_le_bytes());
+        id
+    }
+
+    /// The `(start, end)` pair that carries the 16 identity bytes `id` (the
+    /// inverse of [`Record::document_identity`]).
+    pub fn identity_halves(id: [u8; 16]) -> (u64, u64) {
+        let mut lo = [0u8; 8];
+        let mut hi = [0u8; 8];
+        lo.copy_from_slice(&id[..8]);
+        hi.copy_from_slice(&id[8..]);
+        (u64::from_le_bytes(lo), u64::from_le_bytes(hi))
     }
 }
 
@@ -84,6 +113,9 @@ impl std::ops::BitOrAssign for RecordFlags {
 }
 
 /// One log record: a message with its stream, time and place in the file.
+///
+/// With [`RecordFlags::DOCUMENT`], `start` and `end` hold the record's
+/// 128-bit identity instead of a byte range (see there).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Record {
     /// Byte offset of the record's first byte (the start of its first line) in the file.

@@ -63,7 +63,7 @@ use crate::json::{write_i64, write_key, write_str, write_timestamp, write_u64};
 use crate::log_id::LogIdTemplate;
 use crate::meta::MetaView;
 use base64::Engine as _;
-use logferry_core::{Level, PodMeta, Record, RecordBatch, Source, SourceId};
+use logferry_core::{Level, PodMeta, Record, RecordBatch, RecordFlags, Source, SourceId};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -204,7 +204,14 @@ impl DocumentEncoder {
     /// same `_id`, so the bulk `create` answers 409 instead of indexing a copy;
     /// the same record position read by another node or pod gets another.
     /// An empty scope gives the ids of versions before scoping.
+    ///
+    /// A [`RecordFlags::DOCUMENT`] record (from a NATS source) carries its
+    /// identity itself: its `_id` is the base64 of
+    /// [`Record::document_identity`], whatever the scope.
     pub fn document_id_in(scope: &str, source: &Source, record: &Record) -> [u8; 22] {
+        if record.flags.contains(RecordFlags::DOCUMENT) {
+            return base64_id(record.document_identity());
+        }
         let mut fixed = [0u8; 32];
         fixed[..8].copy_from_slice(&source.file.dev.to_le_bytes());
         fixed[8..16].copy_from_slice(&source.file.ino.to_le_bytes());
@@ -219,18 +226,20 @@ impl DocumentEncoder {
             h.digest128()
         }
         .to_le_bytes();
-        let mut id = [0u8; 22];
-        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode_slice(hash, &mut id)
-            .expect("16 bytes encode to 22 base64 characters");
-        debug_assert_eq!(n, 22);
-        id
+        base64_id(hash)
     }
 
     /// Appends one JSON document (no trailing newline) for `record` of
     /// `batch` to `out`. Uses `batch.meta` when present, otherwise the
     /// metadata the source's path and container id carry.
+    ///
+    /// A [`RecordFlags::DOCUMENT`] record is written as it is (its message is
+    /// the whole document).
     pub fn encode(&mut self, batch: &RecordBatch, record: &Record, out: &mut Vec<u8>) {
+        if record.flags.contains(RecordFlags::DOCUMENT) {
+            write_document(out, &record.message);
+            return;
+        }
         let key = self.entry(batch);
         let entry = &self.files[&key];
         encode_doc(self.schema, entry, &mut self.offsets, batch, record, out);
@@ -245,6 +254,9 @@ impl DocumentEncoder {
         record: &Record,
         out: &mut Vec<u8>,
     ) -> std::ops::Range<usize> {
+        if record.flags.contains(RecordFlags::DOCUMENT) {
+            return self.encode_document_item(naming, batch, record, out);
+        }
         let key = self.entry(batch);
         let host = self.host_name.as_deref();
         let entry = self.files.get_mut(&key).expect("entry was just inserted");
@@ -267,6 +279,38 @@ impl DocumentEncoder {
         out.extend_from_slice(b"\"}}\n");
         let start = out.len();
         encode_doc(self.schema, entry, &mut self.offsets, batch, record, out);
+        let end = out.len();
+        out.push(b'\n');
+        start..end
+    }
+
+    /// The bulk item of a [`RecordFlags::DOCUMENT`] record: the index name is
+    /// rendered from the record time and the batch's metadata (no per-file
+    /// cache: such batches mix many origins), the document copied.
+    fn encode_document_item(
+        &mut self,
+        naming: &IndexNaming,
+        batch: &RecordBatch,
+        record: &Record,
+        out: &mut Vec<u8>,
+    ) -> std::ops::Range<usize> {
+        out.extend_from_slice(b"{\"create\":{\"_index\":");
+        match naming {
+            IndexNaming::Fixed(name) => write_str(out, name.as_bytes()),
+            IndexNaming::Template(t) => {
+                let view = MetaView::new(
+                    &batch.source,
+                    batch.meta.as_deref(),
+                    self.host_name.as_deref(),
+                );
+                write_str(out, t.render(record.timestamp_nanos, &view).as_bytes());
+            }
+        }
+        out.extend_from_slice(b",\"_id\":\"");
+        out.extend_from_slice(&Self::document_id_in(&self.id_scope, &batch.source, record));
+        out.extend_from_slice(b"\"}}\n");
+        let start = out.len();
+        write_document(out, &record.message);
         let end = out.len();
         out.push(b'\n');
         start..end
@@ -448,6 +492,28 @@ fn encode_doc(
         }
     }
     out.push(b'}');
+}
+
+/// URL-safe base64 without padding of a 128-bit id: 22 characters.
+fn base64_id(bytes: [u8; 16]) -> [u8; 22] {
+    let mut id = [0u8; 22];
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode_slice(bytes, &mut id)
+        .expect("16 bytes encode to 22 base64 characters");
+    debug_assert_eq!(n, 22);
+    id
+}
+
+/// Copies a whole document, line breaks (insignificant in valid JSON) turned
+/// into spaces so that it stays on one NDJSON line.
+fn write_document(out: &mut Vec<u8>, doc: &[u8]) {
+    let at = out.len();
+    out.extend_from_slice(doc.trim_ascii());
+    for b in &mut out[at..] {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
 }
 
 fn next_offset(last: i64, nanos: i64) -> i64 {

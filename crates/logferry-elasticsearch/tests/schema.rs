@@ -633,3 +633,48 @@ fn arbitrary_message_bytes_always_encode_to_valid_json() {
         }
     }
 }
+
+/// Records from a NATS source (`RecordFlags::DOCUMENT`) are complete
+/// documents: indexed byte for byte under the `_id` they carry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_records_are_indexed_as_they_are_under_their_own_id() {
+    let double = EsDouble::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let doc = |n: u64| {
+        let json = format!(
+            r#"{{"@timestamp":"2026-12-04T05:00:00Z","message":"m{n}","service":{{"name":"web"}}}}"#
+        );
+        let (start, end) = logferry_core::Record::identity_halves([n as u8; 16]);
+        logferry_core::Record {
+            start,
+            end,
+            timestamp_nanos: TS,
+            stream: logferry_core::Stream::Stdout,
+            flags: logferry_core::RecordFlags::DOCUMENT,
+            message: json.into(),
+        }
+    };
+    let b = batch(None, vec![doc(1), doc(2)]);
+    let mut replay = b.clone();
+    replay.ack.seq = 1;
+    let mut out = Vec::new();
+    DocumentEncoder::new(DocumentOptions::default()).encode(&b, &b.records[0], &mut out);
+    assert_eq!(
+        out,
+        br#"{"@timestamp":"2026-12-04T05:00:00Z","message":"m1","service":{"name":"web"}}"#
+    );
+    let id = DocumentEncoder::document_id(&b.source, &b.records[0]);
+    assert_eq!(&id, b"AQEBAQEBAQEBAQEBAQEBAQ");
+    let run = ship(
+        config(&double.url(), dir.path()),
+        DocumentOptions::default(),
+        Arc::new(CountingEvents::default()),
+        vec![b.clone(), replay.clone()],
+    )
+    .await;
+    run.assert_each_acked_once(&[b.clone(), replay]);
+    let docs = double.documents("logs-test");
+    assert_eq!(docs.len(), 2, "the replay was a 409");
+    assert_eq!(docs[0].id, "AQEBAQEBAQEBAQEBAQEBAQ");
+    assert_eq!(&docs[1].source[..], &b.records[1].message[..]);
+}

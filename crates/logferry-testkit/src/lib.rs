@@ -12,6 +12,8 @@
 //! * [`tls`]: a test PKI generated at run time (CA, server and client
 //!   certificates, an unrelated CA) for TLS and mutual TLS against the
 //!   Elasticsearch double.
+//! * [`nats`]: the *real* `nats-server` (JetStream on, temporary store)
+//!   started on a free loopback port; NATS is not doubled.
 //! * [`writer`]: a container-runtime stand-in that writes CRI-framed lines into a
 //!   kubelet-style log tree and rotates them the way kubelet does.
 //!
@@ -21,6 +23,8 @@
 pub mod elasticsearch;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "elasticsearch")]
 pub mod tls;
 #[cfg(feature = "writer")]

@@ -10,8 +10,8 @@
 //! * `validate --config PATH`: check a configuration, print every problem;
 //! * `verify`: count what reached Elasticsearch, find gaps and duplicates.
 //!
-//! Exit codes: 0 clean shutdown, 1 bad configuration or arguments, 2 fatal
-//! runtime error; `verify` exits 3 when it finds loss or duplicates.
+//! Exit codes: 0 clean shutdown, 1 bad configuration or arguments (also
+//! credentials a NATS server refuses), 2 fatal runtime error; `verify` exits 3 when it finds loss or duplicates.
 
 mod admin;
 mod config;
@@ -19,6 +19,7 @@ mod enrich;
 mod events;
 mod filter;
 mod metrics;
+mod nats;
 mod run;
 mod sink;
 mod verify;

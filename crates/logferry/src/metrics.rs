@@ -73,6 +73,8 @@ pub struct Metrics {
     pub stdout_written_records: IntCounter,
     /// Shutdowns whose drain timeout fired with records not delivered.
     pub shutdown_drain_timeouts: IntCounter,
+    /// The NATS source's and sink's families (`logferry_nats_*`).
+    pub nats: crate::nats::NatsMetrics,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -247,6 +249,7 @@ impl Metrics {
                 "logferry_shutdown_drain_timeouts_total",
                 "Shutdowns whose drain timeout fired with records not delivered (they are read again at the next start).",
             ),
+            nats: crate::nats::NatsMetrics::register(&r),
             registry: r,
         };
         m.kubernetes_store_synced.set(0);

@@ -81,9 +81,15 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     let tail_events = Arc::new(DaemonTailEvents::new(metrics.clone(), store.clone()));
     // `/quitquitquit` ships every line written before the call: the tailer
     // reads every file to its end first, then stops.
-    let tailer = Tailer::new(config::to_tail_config(&config), tail_events)
-        .context("cannot start the tailer")?
-        .finish_on(quit.clone());
+    // NATS mode reads a NATS subscription or JetStream consumer instead.
+    let tailer = match config.source.mode {
+        SourceMode::Nats => None,
+        _ => Some(
+            Tailer::new(config::to_tail_config(&config), tail_events)
+                .context("cannot start the tailer")?
+                .finish_on(quit.clone()),
+        ),
+    };
 
     let (acker, acks) = Acker::channel();
     let (tail_tx, tail_rx) = mpsc::channel::<RecordBatch>(STAGE_QUEUE);
@@ -99,6 +105,19 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
 
     let hard_stop = CancellationToken::new();
     let sink_task = match &config.elasticsearch {
+        None if config.nats.is_some() => {
+            let nats = config.nats.clone().expect("checked");
+            tracing::info!(subject = %nats.subject, "publishing documents to NATS JetStream");
+            let options = config::to_document_options(&config);
+            let acker = acker.clone();
+            let metrics = metrics.clone();
+            let hard_stop = hard_stop.clone();
+            tokio::spawn(async move {
+                crate::nats::sink(sink_rx, acker, nats, options, metrics, hard_stop)
+                    .await
+                    .context("NATS sink failed")
+            })
+        }
         Some(es) => {
             let forwarder = logferry_elasticsearch::Forwarder::new(
                 es.forwarder.clone(),
@@ -129,12 +148,66 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
             })
         }
     };
+    // A sink that ends by itself (a fatal error) stops the daemon.
+    let sink_failed = CancellationToken::new();
+    let mut sink_task = sink_task;
+    let sink_task = {
+        let sink_failed = sink_failed.clone();
+        tokio::spawn(async move {
+            let r = (&mut sink_task).await;
+            if matches!(r, Ok(Err(_)) | Err(_)) {
+                sink_failed.cancel();
+            }
+            r
+        })
+    };
     // Only the stages hold acknowledgers now: when both are done, the
     // tailer's acknowledgement channel closes and it writes its checkpoints.
     drop(acker);
 
     let mode = if once { RunMode::Once } else { RunMode::Follow };
-    let tail_task = tokio::spawn(tailer.run(mode, tail_tx, acks, stop_reading.clone()));
+    let tail_task: tokio::task::JoinHandle<anyhow::Result<ReadSummary>> = match tailer {
+        Some(tailer) => {
+            let stop = stop_reading.clone();
+            tokio::spawn(async move {
+                let s = tailer.run(mode, tail_tx, acks, stop).await.map_err(|e| {
+                    // Tells the operator whether a restart can help (an I/O error on the
+                    // data directory may be transient; a refused checkpoint file is not).
+                    tracing::error!(error = %e, retryable = e.is_retryable(), "the tailer failed");
+                    anyhow::Error::new(e).context("tailer failed")
+                })?;
+                Ok(ReadSummary {
+                    files: s.files,
+                    records: s.records,
+                    bytes: s.bytes,
+                })
+            })
+        }
+        None => {
+            let nats = config
+                .source
+                .nats
+                .clone()
+                .context("source.mode nats without source.nats")?;
+            let source = logferry_nats::NatsSource::new(
+                nats,
+                Arc::new(crate::nats::DaemonNatsEvents::new(metrics.clone())),
+            )
+            .context("invalid source.nats")?;
+            let stop = stop_reading.clone();
+            tokio::spawn(async move {
+                let s = match source.run(tail_tx, acks, stop).await {
+                    Err(logferry_nats::Error::Cancelled) => Default::default(),
+                    r => r.context("NATS source failed")?,
+                };
+                Ok(ReadSummary {
+                    files: 0,
+                    records: s.records,
+                    bytes: s.bytes,
+                })
+            })
+        }
+    };
     ready.store(true, Ordering::SeqCst);
     tracing::info!(
         node = %config.node_name,
@@ -149,6 +222,10 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     let mut tail_task = tail_task;
     let tail_result = tokio::select! {
         r = &mut tail_task => Some(r),
+        _ = sink_failed.cancelled() => {
+            tracing::error!("the sink stopped: shutting down");
+            None
+        }
         cause = shutdown_signal(quit.clone()) => {
             tracing::info!(cause, drain_timeout = ?config.drain_timeout, "shutting down: reading stops, in-flight batches drain");
             None
@@ -180,7 +257,10 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
         None => tail_task.await,
     };
     let _ = enrich_task.await;
-    let sink_result = sink_task.await.context("sink task panicked")?;
+    let sink_result = sink_task
+        .await
+        .context("sink task panicked")?
+        .context("sink task panicked")?;
     drain_deadline.abort();
     background.cancel();
     let _ = progress.await;
@@ -189,12 +269,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     }
     admin_stop.cancel();
     let _ = admin_task.await;
-    let summary = tail_result.context("tailer task panicked")?.map_err(|e| {
-        // Tells the operator whether a restart can help (an I/O error on the
-        // data directory may be transient; a refused checkpoint file is not).
-        tracing::error!(error = %e, retryable = e.is_retryable(), "the tailer failed");
-        anyhow::Error::new(e).context("tailer failed")
-    })?;
+    let summary = tail_result.context("tailer task panicked")??;
     // Checkpoints are written either way; a sink that failed is still fatal.
     let stopped_early: bool = sink_result?;
     if stopped_early {
@@ -240,11 +315,23 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             Some(logferry_tail::Error::CheckpointVersion { .. })
         )
     });
-    if newer_checkpoint {
+    // Refused NATS credentials are a configuration error too.
+    let nats_config = error.chain().any(|e| {
+        e.downcast_ref::<logferry_nats::Error>()
+            .is_some_and(logferry_nats::Error::is_config)
+    });
+    if newer_checkpoint || nats_config {
         1
     } else {
         2
     }
+}
+
+/// What the reading stage did (the tailer's files, or the NATS source's messages).
+struct ReadSummary {
+    files: usize,
+    records: u64,
+    bytes: u64,
 }
 
 /// The pod store (none outside `source.mode: kubernetes`) and the task of its watch,

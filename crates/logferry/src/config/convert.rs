@@ -18,7 +18,10 @@ pub fn to_tail_config(c: &Config) -> tail::TailConfig {
             c.source.containers_dir.clone(),
             c.data_dir.clone(),
         ),
-        SourceMode::Files => tail::TailConfig::files(c.source.paths.clone(), c.data_dir.clone()),
+        // NATS mode runs no tailer; files mode with no paths keeps this total.
+        SourceMode::Files | SourceMode::Nats => {
+            tail::TailConfig::files(c.source.paths.clone(), c.data_dir.clone())
+        }
     };
     t.read_from = c.source.read_from;
     t.lookback = c.source.lookback;

@@ -6,6 +6,7 @@
 //! the environment before parsing; unknown keys are errors.
 
 mod convert;
+mod nats;
 pub mod reader;
 
 pub use convert::{to_document_options, to_kube_config, to_tail_config};
@@ -31,6 +32,8 @@ pub enum SourceMode {
     Kubernetes,
     /// Plain files under glob patterns (sidecar, plain hosts).
     Files,
+    /// A NATS subscription or JetStream consumer (`source.nats`), e.g. Fly.io's log stream.
+    Nats,
 }
 
 /// `source`.
@@ -44,9 +47,11 @@ pub struct Source {
     pub containers_dir: PathBuf,
     /// Files mode: glob patterns.
     pub paths: Vec<String>,
-    /// Globs on `namespace/pod/container` that are read.
+    /// Globs on `namespace/pod/container` that are read (NATS mode:
+    /// subject patterns, in `nats`).
     pub include: Vec<String>,
-    /// Globs on `namespace/pod/container` that are not shipped.
+    /// Globs on `namespace/pod/container` that are not shipped (NATS mode:
+    /// subject patterns, in `nats`).
     pub exclude: Vec<String>,
     /// Start position for files found without checkpoint at first start.
     pub read_from: ReadFrom,
@@ -64,6 +69,8 @@ pub struct Source {
     pub max_deleted_files: usize,
     /// Unread bytes in held-open deleted files, at most; also bounds the spool.
     pub max_deleted_bytes: u64,
+    /// NATS mode: `source.nats`, with `include`/`exclude` as subject filters.
+    pub nats: Option<logferry_nats::SourceConfig>,
 }
 
 /// `kubernetes`.
@@ -117,8 +124,10 @@ pub struct Config {
     pub kubernetes: Kubernetes,
     /// Drop records below this level (records without a level are kept).
     pub min_level: Option<Level>,
-    /// The Elasticsearch sink; `None` means the stdout sink.
+    /// The Elasticsearch sink; `None` (and no `nats`) means the stdout sink.
     pub elasticsearch: Option<Elasticsearch>,
+    /// The NATS JetStream sink (top-level `nats`).
+    pub nats: Option<logferry_nats::SinkConfig>,
     /// Airflow log_id / offset.
     pub airflow: Airflow,
     /// Admin HTTP listen address (`/metrics`, `/healthz`, `/readyz`; read-only).
@@ -205,7 +214,7 @@ fn read_config(
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/lib/logferry"));
 
-    let source = read_source(root.section("source", p), p);
+    let source = read_source(root.section("source", p), env, p);
     let kubernetes = read_kubernetes(root.section("kubernetes", p), p);
     let mut filter = root.section("filter", p);
     let min_level = filter.get("min_level", p, |v| {
@@ -216,9 +225,18 @@ fn read_config(
     });
     filter.finish(p);
     let es = root.section("elasticsearch", p);
-    let elasticsearch = es
+    let es_present = es.is_present();
+    let elasticsearch = es_present.then(|| read_elasticsearch(es, &data_dir, p));
+    let nats_section = root.section("nats", p);
+    if nats_section.is_present() && es_present {
+        p.push(
+            "nats",
+            "set either elasticsearch or nats as the sink, not both",
+        );
+    }
+    let nats = nats_section
         .is_present()
-        .then(|| read_elasticsearch(es, &data_dir, p));
+        .then(|| nats::read_sink(nats_section, env, p));
     let mut af = root.section("airflow", p);
     let airflow = Airflow {
         enabled: af.boolean("enabled", p).unwrap_or(false),
@@ -275,6 +293,8 @@ fn read_config(
 
     let id_scope = match source.mode {
         SourceMode::Kubernetes => node_name.clone(),
+        // NATS records carry their own identity (`RecordFlags::DOCUMENT`).
+        SourceMode::Nats => String::new(),
         SourceMode::Files => env("POD_UID")
             .or_else(|| env("HOSTNAME"))
             .or_else(|| {
@@ -299,6 +319,7 @@ fn read_config(
         kubernetes,
         min_level,
         elasticsearch,
+        nats,
         airflow,
         listen,
         control_listen: quitquitquit.then_some(control_listen),
@@ -333,7 +354,11 @@ fn regex_value(v: &serde_yaml_ng::Value) -> Result<Regex, String> {
     Regex::new(s).map_err(|e| format!("invalid regular expression: {e}"))
 }
 
-fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
+fn read_source(
+    mut s: Section<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Source {
     // The tailer's own defaults (its checks run on the result, see `library_problems`).
     let d = TailConfig::files(Vec::new(), PathBuf::new());
     let mode = s
@@ -343,6 +368,7 @@ fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
             &[
                 ("kubernetes", SourceMode::Kubernetes),
                 ("files", SourceMode::Files),
+                ("nats", SourceMode::Nats),
             ],
         )
         .unwrap_or(SourceMode::Kubernetes);
@@ -353,12 +379,35 @@ fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
             "required when source.mode is files: at least one glob",
         );
     }
-    let include = s
-        .strings("include", p)
-        .unwrap_or_else(|| vec!["*/*/*".into()]);
-    check_globs(&s, "include", &include, p);
+    let is_nats = mode == SourceMode::Nats;
+    // NATS mode: subject patterns (checked by the NATS configuration), all by default.
+    let include = s.strings("include", p).unwrap_or_else(|| {
+        if is_nats {
+            Vec::new()
+        } else {
+            vec!["*/*/*".into()]
+        }
+    });
     let exclude = s.strings("exclude", p).unwrap_or_default();
-    check_globs(&s, "exclude", &exclude, p);
+    if !is_nats {
+        check_globs(&s, "include", &include, p);
+        check_globs(&s, "exclude", &exclude, p);
+    }
+    let nats_section = s.section("nats", p);
+    let nats = if is_nats {
+        Some(nats::read_source(
+            nats_section,
+            include.clone(),
+            exclude.clone(),
+            env,
+            p,
+        ))
+    } else {
+        if nats_section.is_present() {
+            p.push(&s.path_of("nats"), "only used with mode: nats");
+        }
+        None
+    };
     let lookback_path = s.path_of("lookback");
     let lookback = match s.raw("lookback") {
         None => None,
@@ -428,6 +477,7 @@ fn read_source(mut s: Section<'_>, p: &mut Problems) -> Source {
         max_deleted_bytes: s
             .size("max_deleted_bytes", p)
             .unwrap_or(d.max_deleted_bytes),
+        nats,
     };
     if source.max_record_bytes < 1024 {
         p.push(&s.path_of("max_record_bytes"), "must be at least 1KiB");
@@ -612,7 +662,10 @@ fn library_problems(config: &Config, p: &mut Problems) {
             }
         }
     };
-    add("source", to_tail_config(config).problems());
+    // NATS mode runs no tailer (`source.nats` is checked as it is read).
+    if config.source.mode != SourceMode::Nats {
+        add("source", to_tail_config(config).problems());
+    }
     if config.source.mode == SourceMode::Kubernetes && config.kubernetes.enabled {
         add("kubernetes", to_kube_config(config).problems());
     }
