@@ -426,7 +426,143 @@ fn the_fly_example_validates_with_fly_environment_variables() {
     assert_eq!(out.status.code(), Some(1));
 }
 
-#[allow(dead_code)]
 fn elapsed(t0: Instant) -> String {
     format!("{:>6.1?}", t0.elapsed())
+}
+
+/// Node logferry (files) → JetStream → aggregator logferry → Elasticsearch,
+/// while lines are written: the node is SIGKILLed and restarted, nats-server
+/// is killed and restarted (its file store kept), Elasticsearch has an
+/// outage, the aggregator is SIGKILLed and restarted. Every line is in the
+/// index exactly once.
+#[test]
+fn jetstream_tier_ships_every_line_once_through_kills_a_server_restart_and_an_outage() {
+    const LINES: usize = 3000;
+    let t0 = Instant::now();
+    let rt = runtime();
+    let es = rt.block_on(EsDouble::start()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = NatsServer::start(dir.path(), ServerAuth::None);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+
+    let node_admin = admin();
+    let node_config = dir.path().join("node.yaml");
+    std::fs::write(
+        &node_config,
+        format!(
+            r#"node_name: node-a
+data_dir: {data}
+source: {{mode: files, paths: ["{logs}/*.log"]}}
+nats:
+  servers: ["{url}"]
+  subject: "logs.{{host.name}}"
+  stream: {{name: LOGS, subjects: ["logs.>"], duplicate_window: 2m}}
+  ack_timeout: 2s
+  retry: {{initial_backoff: 50ms, max_backoff: 500ms}}
+  reconnect: {{initial_backoff: 50ms, max_backoff: 500ms}}
+server: {{listen: "{node_admin}"}}
+shutdown: {{drain_timeout: 5s}}
+"#,
+            data = dir.path().join("node-data").display(),
+            logs = logs.display(),
+            url = nats.url(),
+        ),
+    )
+    .unwrap();
+    let agg_admin = admin();
+    let agg_config = nats_config(
+        dir.path(),
+        "aggregator",
+        agg_admin,
+        &format!(
+            "  mode: nats\n  nats:\n    servers: [\"{}\"]\n    jetstream: {{stream: LOGS, durable: aggregators, ack_wait: 3s}}\n    payload: document\n    reconnect: {{initial_backoff: 50ms, max_backoff: 500ms}}\n",
+            nats.url()
+        ),
+        &es_sink(&es),
+    );
+    let mut node = Daemon::start(dir.path(), &node_config, node_admin, &[], &[]);
+    let mut agg = Daemon::start(dir.path(), &agg_config, agg_admin, &[], &[]);
+    node.wait_ready(Duration::from_secs(20));
+    agg.wait_ready(Duration::from_secs(20));
+
+    let writer = {
+        let path = logs.join("app.log");
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap();
+            for n in 0..LINES {
+                writeln!(f, "line {n:05} of the node").unwrap();
+                if n % 100 == 99 {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
+    };
+    let step = |what: &str| println!("{} {what}", elapsed(t0));
+    std::thread::sleep(Duration::from_millis(700));
+    step("SIGKILL node");
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    node = Daemon::start(dir.path(), &node_config, node_admin, &[], &[]);
+    std::thread::sleep(Duration::from_millis(700));
+    step("nats-server killed and restarted");
+    nats.restart();
+    std::thread::sleep(Duration::from_millis(500));
+    step("Elasticsearch outage 3s");
+    es.faults().outage(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(1000));
+    step("SIGKILL aggregator");
+    agg.child.kill().unwrap();
+    agg.child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    agg = Daemon::start(dir.path(), &agg_config, agg_admin, &[], &[]);
+    writer.join().unwrap();
+    step("all lines written");
+
+    let ok = wait_for(Duration::from_secs(120), || es.document_count() >= LINES);
+    std::thread::sleep(Duration::from_secs(4));
+    step("checking the index");
+    let got = by_message(&es);
+    let missing: Vec<usize> = (0..LINES)
+        .filter(|n| !got.contains_key(&format!("line {n:05} of the node")))
+        .collect();
+    let twice: Vec<(&String, &usize)> = got.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        ok && missing.is_empty(),
+        "{} documents, missing {} (first {:?});\nnode: {}\naggregator: {}",
+        es.document_count(),
+        missing.len(),
+        missing.iter().take(5).collect::<Vec<_>>(),
+        node.stderr()
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        agg.stderr()
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    assert!(twice.is_empty(), "indexed twice: {twice:?}");
+    assert_eq!(got.len(), LINES);
+    assert_eq!(es.document_count(), LINES);
+    // The documents are the node's: file offset, host, the node's _id.
+    let doc: Value = serde_json::from_slice(&es.all_documents()[0].source).unwrap();
+    assert_eq!(doc["host"]["name"], "node-a", "{doc}");
+    assert!(doc["log"]["offset"].is_u64(), "{doc}");
+    println!(
+        "published {} (dups {}), aggregator acked {}",
+        node.metric("logferry_nats_published_records_total"),
+        node.metric("logferry_nats_publish_duplicates_total"),
+        agg.metric("logferry_nats_acked_records_total"),
+    );
 }
