@@ -546,7 +546,34 @@ def t_network_policy(values: Path) -> None:
           "the DaemonSet serves no /quitquitquit")
 
 
+def t_aggregator(values: Path) -> None:
+    objs = render(values)
+    v = values_of(values)
+    assert_daemonset(objs, v)
+    node = yaml.safe_load(daemon_config(objs)["data"]["logferry.yaml"])
+    check("elasticsearch" not in node, "the DaemonSet publishes to NATS instead of Elasticsearch")
+    check(node["nats"]["servers"] == v["aggregator"]["nats"]["servers"], f"{node['nats']}")
+    check(node["nats"]["stream"]["name"] == "LOGS", f"the DaemonSet creates the stream: {node['nats']}")
+    dep = one(objs, "Deployment")
+    check(dep["metadata"]["name"].endswith("-aggregator"), dep["metadata"]["name"])
+    check(dep["spec"]["replicas"] == 3, "replicas from values")
+    pod = dep["spec"]["template"]["spec"]
+    check(pod["securityContext"]["runAsNonRoot"] is True, "aggregators run as non-root")
+    check(pod["automountServiceAccountToken"] is False, "no Kubernetes API token")
+    check(not any("hostPath" in vol for vol in pod["volumes"]), "no host paths")
+    cms = [cm for cm in kinds(objs, "ConfigMap") if cm["metadata"]["name"] == dep["metadata"]["name"]]
+    check(len(cms) == 1, "the aggregator's ConfigMap is rendered")
+    agg = yaml.safe_load(cms[0]["data"]["logferry.yaml"])
+    check(agg["source"]["mode"] == "nats", f"{agg['source']}")
+    js = agg["source"]["nats"]["jetstream"]
+    check(js == {"stream": "LOGS", "durable": "aggregators", "ack_wait": "60s"}, f"{js}")
+    check(agg["source"]["nats"]["payload"] == "document", "indexes the node's documents as they are")
+    check(agg["elasticsearch"]["endpoints"] == ["https://es.example.com:9200"], f"{agg['elasticsearch']}")
+    check(agg["elasticsearch"]["auth"]["password_file"].endswith("/basic/password"), "credentials from files")
+
+
 ASSERTIONS = {
+    "aggregator-values.yaml": t_aggregator,
     "default-values.yaml": t_default,
     "daemonset-disabled-values.yaml": t_daemonset_disabled,
     "sidecar-values.yaml": t_sidecar,

@@ -199,7 +199,10 @@ Daemon (DaemonSet) logferry.yaml: chart defaults, then .Values.config merged ove
   "shutdown" (dict "drain_timeout" "20s")
 }}
 {{- $es := include "logferry.elasticsearchConfig" . | fromYaml }}
-{{- if $es }}
+{{- if .Values.aggregator.enabled }}
+{{- $n := .Values.aggregator.nats }}
+{{- $_ := set $defaults "nats" (dict "servers" $n.servers "subject" $n.subject "stream" (dict "name" $n.stream "subjects" (list "logs.>"))) }}
+{{- else if $es }}
 {{- $_ := set $defaults "elasticsearch" $es }}
 {{- end }}
 {{- $config := mergeOverwrite (deepCopy $defaults) (deepCopy (default dict .Values.config)) }}
@@ -304,4 +307,23 @@ on 127.0.0.1 only, so nothing outside the pod can stop it; hence no port and no 
     {{- toYaml .Values.sidecar.resources | nindent 4 }}
   securityContext:
     {{- toYaml .Values.sidecar.securityContext | nindent 4 }}
+{{- end }}
+
+{{/*
+Aggregator logferry.yaml: a durable JetStream consumer into Elasticsearch, then
+.Values.aggregator.config merged over it.
+*/}}
+{{- define "logferry.aggregator.config" -}}
+{{- $n := .Values.aggregator.nats }}
+{{- $defaults := dict
+  "data_dir" "/var/lib/logferry"
+  "source" (dict "mode" "nats" "nats" (dict "servers" $n.servers "jetstream" (dict "stream" $n.stream "durable" $n.durable "ack_wait" $n.ackWait) "payload" "document"))
+  "server" (dict "listen" (printf "0.0.0.0:%d" (int .Values.port)))
+  "shutdown" (dict "drain_timeout" "20s")
+}}
+{{- $es := include "logferry.elasticsearchConfig" . | fromYaml }}
+{{- if $es }}
+{{- $_ := set $defaults "elasticsearch" $es }}
+{{- end }}
+{{- toYaml (mergeOverwrite (deepCopy $defaults) (deepCopy (default dict .Values.aggregator.config))) }}
 {{- end }}
