@@ -13,6 +13,7 @@ mod generate;
 mod harness;
 mod idle;
 mod live;
+mod nats;
 mod procstat;
 mod report;
 mod throughput;
@@ -139,6 +140,15 @@ struct CeilingArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// NATS: JetStream consumer -> Elasticsearch double, and files -> JetStream publish, with
+    /// the real nats-server's CPU.
+    Nats {
+        /// Messages per phase.
+        #[arg(long, default_value_t = 200_000)]
+        messages: u64,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Generate a node log tree (kubelet layout, CRI framing, Loghub text) and expected.json.
     Generate {
         /// 50 or 1,000 files.
@@ -303,6 +313,17 @@ async fn main() -> Result<()> {
                 e.bytes as f64 / 1e6,
                 e.message_bytes as f64 / 1e6
             );
+        }
+        Command::Nats { messages, common } => {
+            let b = common.binaries()?;
+            let r = nats::run(&b.logferry, &b.es_double, &common.work, messages).await?;
+            println!("{}", r.render());
+            if let Some(p) = &common.json_out {
+                report::write_json(
+                    p,
+                    &serde_json::json!({ "machine": harness::Machine::detect(), "result": r }),
+                )?;
+            }
         }
         Command::Throughput { tree, gzip, common } => {
             let r = throughput::run(&common.binaries()?, &tree, gzip, &common.work).await?;
