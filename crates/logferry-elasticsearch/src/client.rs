@@ -3,18 +3,25 @@
 //!
 //! Requests go through the official client's transport
 //! ([`elasticsearch::http::transport::Transport`]), which adds the client's
-//! `User-Agent` and `x-elastic-client-meta` headers. Environment proxy settings
-//! are ignored (a node agent talks to Elasticsearch directly).
+//! `User-Agent` and `x-elastic-client-meta` headers, plus the configured
+//! extra headers. The proxy is [`ElasticsearchConfig::proxy`] when set;
+//! otherwise the standard `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
+//! `NO_PROXY` environment variables apply (reqwest's system proxy rules).
+//!
+//! The forwarder's `Authorization` header comes from [`Credentials`], which
+//! re-reads the secret files on demand (after a `401`), so a rotated Secret is
+//! picked up without a restart.
 
 use crate::config::{parse_endpoints, Auth, ElasticsearchConfig, TlsConfig};
 use crate::error::Error;
 use base64::Engine as _;
-use elasticsearch::auth::{ClientCertificate, Credentials};
+use elasticsearch::auth::{ClientCertificate, Credentials as EsCredentials};
 use elasticsearch::cert::{Certificate, CertificateValidation};
-use elasticsearch::http::headers::{HeaderValue, AUTHORIZATION};
+use elasticsearch::http::headers::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use elasticsearch::http::transport::{
     MultiNodeConnectionPool, SingleNodeConnectionPool, TransportBuilder,
 };
+use elasticsearch::http::Url;
 use elasticsearch::Elasticsearch;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,7 +44,93 @@ pub fn build_client(config: &ElasticsearchConfig) -> Result<Elasticsearch, Error
     let urls = parse_endpoints(&config.endpoints)?;
     let pool = MultiNodeConnectionPool::round_robin(urls, None);
     let settings = ClientSettings::load(config)?;
-    settings.build(TransportBuilder::new(pool), &config.endpoints.join(","))
+    let mut builder = TransportBuilder::new(pool);
+    if let Some(auth) = Credentials::load(config.auth.clone())?.header() {
+        builder = builder.header(AUTHORIZATION, auth);
+    }
+    settings.build(builder, &config.endpoints.join(","))
+}
+
+/// The `Authorization` header value, loaded from the secret files and
+/// re-loaded on demand ([`Credentials::reload`]).
+pub(crate) struct Credentials {
+    auth: Option<Auth>,
+    header: std::sync::RwLock<Option<HeaderValue>>,
+}
+
+impl Credentials {
+    /// Reads the secret files of `auth`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReadSecret`], or [`Error::InvalidConfig`] for a secret that
+    /// cannot be an HTTP header value.
+    pub(crate) fn load(auth: Option<Auth>) -> Result<Credentials, Error> {
+        let header = auth.as_ref().map(authorization).transpose()?;
+        Ok(Credentials {
+            auth,
+            header: std::sync::RwLock::new(header),
+        })
+    }
+
+    /// The current header value, if any authentication is configured.
+    pub(crate) fn header(&self) -> Option<HeaderValue> {
+        self.header.read().ok().and_then(|h| h.clone())
+    }
+
+    /// Reads the secret files again. Returns whether the header changed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Credentials::load`]; the previous value is kept.
+    pub(crate) fn reload(&self) -> Result<bool, Error> {
+        let Some(auth) = &self.auth else {
+            return Ok(false);
+        };
+        let new = authorization(auth)?;
+        let mut current = self
+            .header
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = current.as_ref() != Some(&new);
+        *current = Some(new);
+        Ok(changed)
+    }
+}
+
+/// The `Authorization` value for `auth`, from its secret file.
+fn authorization(auth: &Auth) -> Result<HeaderValue, Error> {
+    let value = match auth {
+        Auth::Basic {
+            username,
+            password_file,
+        } => {
+            let password = read_secret(password_file)?;
+            let pair = format!("{username}:{password}");
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        }
+        Auth::ApiKey { api_key_file } => {
+            let key = read_secret(api_key_file)?;
+            if key.contains(':') {
+                format!(
+                    "ApiKey {}",
+                    base64::engine::general_purpose::STANDARD.encode(key)
+                )
+            } else {
+                format!("ApiKey {key}")
+            }
+        }
+        Auth::Bearer { token_file } => format!("Bearer {}", read_secret(token_file)?),
+    };
+    let mut header = HeaderValue::from_str(&value).map_err(|_| Error::InvalidConfig {
+        field: "auth",
+        reason: "the secret contains characters not allowed in an HTTP header".into(),
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
 }
 
 /// Reads a secret file: the whole content minus trailing `\r`/`\n`; an empty
@@ -57,10 +150,11 @@ fn read_secret(path: &Path) -> Result<String, Error> {
     Ok(secret)
 }
 
-/// Authentication, TLS and timeout, loaded from files once.
+/// TLS, timeout, proxy and extra headers, loaded from files once.
 #[derive(Clone)]
 pub(crate) struct ClientSettings {
-    authorization: Option<HeaderValue>,
+    headers: HeaderMap,
+    proxy: Option<Url>,
     client_cert: Option<Vec<u8>>,
     validation: Option<Validation>,
     timeout: Duration,
@@ -68,44 +162,6 @@ pub(crate) struct ClientSettings {
 
 impl ClientSettings {
     pub(crate) fn load(config: &ElasticsearchConfig) -> Result<ClientSettings, Error> {
-        let authorization = match &config.auth {
-            None => None,
-            Some(auth) => {
-                let value = match auth {
-                    Auth::Basic {
-                        username,
-                        password_file,
-                    } => {
-                        let password = read_secret(password_file)?;
-                        let pair = format!("{username}:{password}");
-                        format!(
-                            "Basic {}",
-                            base64::engine::general_purpose::STANDARD.encode(pair)
-                        )
-                    }
-                    Auth::ApiKey { api_key_file } => {
-                        let key = read_secret(api_key_file)?;
-                        if key.contains(':') {
-                            format!(
-                                "ApiKey {}",
-                                base64::engine::general_purpose::STANDARD.encode(key)
-                            )
-                        } else {
-                            format!("ApiKey {key}")
-                        }
-                    }
-                    Auth::Bearer { token_file } => format!("Bearer {}", read_secret(token_file)?),
-                };
-                let mut header =
-                    HeaderValue::from_str(&value).map_err(|_| Error::InvalidConfig {
-                        field: "auth",
-                        reason: "the secret contains characters not allowed in an HTTP header"
-                            .into(),
-                    })?;
-                header.set_sensitive(true);
-                Some(header)
-            }
-        };
         let (client_cert, validation) = match &config.tls {
             None => (None, None),
             Some(tls) => load_tls(tls)?,
@@ -116,8 +172,41 @@ impl ClientSettings {
                 reason: "must be more than zero".into(),
             });
         }
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.headers {
+            let invalid = |reason: &str| Error::InvalidConfig {
+                field: "headers",
+                reason: format!("{name:?}: {reason}"),
+            };
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid("not a valid HTTP header name"))?;
+            if name == AUTHORIZATION {
+                return Err(invalid("set authentication with auth, not a header"));
+            }
+            let value =
+                HeaderValue::from_str(value).map_err(|_| invalid("not a valid header value"))?;
+            headers.insert(name, value);
+        }
+        let proxy = config
+            .proxy
+            .as_deref()
+            .map(|p| {
+                let url = Url::parse(p).map_err(|e| Error::InvalidConfig {
+                    field: "proxy",
+                    reason: format!("{p:?}: {e}"),
+                })?;
+                if url.scheme() != "http" && url.scheme() != "https" {
+                    return Err(Error::InvalidConfig {
+                        field: "proxy",
+                        reason: format!("{p:?}: expected an http:// or https:// URL"),
+                    });
+                }
+                Ok(url)
+            })
+            .transpose()?;
         Ok(ClientSettings {
-            authorization,
+            headers,
+            proxy,
             client_cert,
             validation,
             timeout: config.request_timeout,
@@ -129,12 +218,20 @@ impl ClientSettings {
         builder: TransportBuilder,
         endpoint: &str,
     ) -> Result<Elasticsearch, Error> {
-        let mut builder = builder.disable_proxy().timeout(self.timeout);
-        if let Some(auth) = &self.authorization {
-            builder = builder.header(AUTHORIZATION, auth.clone());
+        let mut builder = builder.timeout(self.timeout).headers(self.headers.clone());
+        if let Some(proxy) = &self.proxy {
+            let mut url = proxy.clone();
+            let user = percent_decode(url.username());
+            let password = url.password().map(percent_decode);
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            builder = match (user.is_empty(), password) {
+                (false, Some(p)) => builder.proxy(url, Some(&user), Some(&p)),
+                _ => builder.proxy(url, None, None),
+            };
         }
         if let Some(pem) = &self.client_cert {
-            builder = builder.auth(Credentials::Certificate(ClientCertificate::Pem(
+            builder = builder.auth(EsCredentials::Certificate(ClientCertificate::Pem(
                 pem.clone(),
             )));
         }
@@ -157,6 +254,26 @@ impl ClientSettings {
         })?;
         Ok(Elasticsearch::new(transport))
     }
+}
+
+/// `%XX` escapes of a URL's user info decoded.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, Error> {
@@ -235,6 +352,8 @@ pub(crate) struct Endpoint {
 /// The forwarder's endpoints: round-robin, skipping endpoints that are
 /// cooling down after a failure.
 pub(crate) struct Endpoints {
+    /// The `Authorization` header sent with every request.
+    pub credentials: Credentials,
     list: Vec<Endpoint>,
     next: AtomicUsize,
     cooldown: Duration,
@@ -257,6 +376,7 @@ impl Endpoints {
             });
         }
         Ok(Endpoints {
+            credentials: Credentials::load(config.auth.clone())?,
             list,
             next: AtomicUsize::new(0),
             // Long enough to spread load away from a dead node, short enough
@@ -289,6 +409,16 @@ impl Endpoints {
         if self.list.len() > 1 {
             self.list[idx].cool.set(Instant::now() + self.cooldown);
         }
+    }
+
+    /// Headers every request carries besides the transport's own: today
+    /// `Authorization`.
+    pub(crate) fn auth_headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(v) = self.credentials.header() {
+            h.insert(AUTHORIZATION, v);
+        }
+        h
     }
 
     /// Marks an endpoint as working again.

@@ -34,8 +34,28 @@ pub enum IndexTarget {
     },
 }
 
-/// How requests authenticate. Secrets are read from files once, at
-/// [`Forwarder::new`](crate::Forwarder::new); a trailing newline is removed.
+impl Default for IndexTarget {
+    /// The data stream `logs-kubernetes.container_logs-default`, the one
+    /// Elastic's own Kubernetes integration writes container logs to. On a
+    /// stock 8.x/9.x cluster it works with a writer-only credential
+    /// (`create_doc` and `auto_configure` on `logs-kubernetes.container_logs-*`)
+    /// and no template of ours: Elasticsearch's built-in `logs` template
+    /// (`logs-*-*`, priority 100) makes it a data stream with ECS mappings
+    /// and a default lifecycle. An index name such as `logs-k8s-2026.11.22`
+    /// would also match `logs-*-*` and silently become a data stream.
+    fn default() -> Self {
+        IndexTarget::DataStream {
+            kind: "logs".to_owned(),
+            dataset: "kubernetes.container_logs".to_owned(),
+            namespace: "default".to_owned(),
+        }
+    }
+}
+
+/// How requests authenticate. Secrets are read from files at
+/// [`Forwarder::new`](crate::Forwarder::new), and again after a `401`
+/// answer (a rotated Kubernetes Secret is picked up without a restart); a
+/// trailing newline is removed.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Auth {
     /// HTTP Basic: `Authorization: Basic base64(username:password)`.
@@ -124,6 +144,42 @@ impl Default for RetryConfig {
     }
 }
 
+/// The index template logferry installs when `install_template` is set
+/// (see [`crate::template`]). Installing needs the `manage_index_templates`
+/// cluster privilege; without it the forwarder logs one warning and ships
+/// anyway.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TemplateOptions {
+    /// Template name; `None` derives it from the target
+    /// ([`crate::template::template_name`]) so that two releases writing to
+    /// different targets never overwrite each other's template.
+    pub name: Option<String>,
+    /// Template priority (default 501: above Elasticsearch's built-in
+    /// `logs-*-*` template at 100 and the 500 Elastic recommends exceeding
+    /// for overlapping patterns).
+    pub priority: u32,
+    /// Component templates to compose (`composed_of`), applied before the
+    /// template's own mappings.
+    pub composed_of: Vec<String>,
+    /// ILM policy for the indices (`index.lifecycle.name`).
+    pub ilm_policy: Option<String>,
+    /// Data stream lifecycle retention (`lifecycle.data_retention`, e.g.
+    /// `30d`); data stream targets only.
+    pub data_retention: Option<String>,
+}
+
+impl Default for TemplateOptions {
+    fn default() -> Self {
+        TemplateOptions {
+            name: None,
+            priority: 501,
+            composed_of: Vec::new(),
+            ilm_policy: None,
+            data_retention: None,
+        }
+    }
+}
+
 /// Everything the [`Forwarder`](crate::Forwarder) needs to know about
 /// Elasticsearch.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -155,17 +211,25 @@ pub struct ElasticsearchConfig {
     pub dead_letter_dir: PathBuf,
     /// Install the index template (or data stream template) at start.
     pub install_template: bool,
+    /// The template's name, priority, components and lifecycle.
+    pub template: TemplateOptions,
+    /// Ingest pipeline for every document (`?pipeline=` on bulk requests).
+    pub pipeline: Option<String>,
+    /// Extra HTTP headers sent with every request (not `Authorization`).
+    pub headers: Vec<(String, String)>,
+    /// HTTP(S) proxy URL (`http://user:password@proxy:3128`); when `None`, the
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY` environment
+    /// variables apply.
+    pub proxy: Option<String>,
 }
 
 impl ElasticsearchConfig {
     /// A configuration with the documented defaults for one endpoint, writing
-    /// to indices `logs-k8s-%Y.%m.%d`.
+    /// to the data stream [`IndexTarget::default`].
     pub fn new(endpoint: impl Into<String>, dead_letter_dir: impl Into<PathBuf>) -> Self {
         ElasticsearchConfig {
             endpoints: vec![endpoint.into()],
-            target: IndexTarget::Index {
-                template: IndexNameTemplate::default(),
-            },
+            target: IndexTarget::default(),
             auth: None,
             tls: None,
             batch: BatchConfig::default(),
@@ -176,6 +240,10 @@ impl ElasticsearchConfig {
             dead_letter_index: "logferry-dead-letter".to_owned(),
             dead_letter_dir: dead_letter_dir.into(),
             install_template: true,
+            template: TemplateOptions::default(),
+            pipeline: None,
+            headers: Vec::new(),
+            proxy: None,
         }
     }
 }
@@ -253,6 +321,16 @@ impl ElasticsearchConfig {
                 ("data_stream.dataset", dataset),
                 ("data_stream.namespace", namespace),
             ] {
+                if field == "data_stream.namespace" && v.contains('{') {
+                    // Rendered per file, then sanitized like the reroute
+                    // processor does (see `index::data_stream_part`).
+                    if let Err(Error::InvalidIndexTemplate { reason, .. }) =
+                        IndexNameTemplate::parse(v)
+                    {
+                        invalid(field, &reason);
+                    }
+                    continue;
+                }
                 if v.is_empty() || v.contains('-') {
                     invalid(field, "must be non-empty and contain no '-'");
                 } else if sanitize_index_name(v) != *v {

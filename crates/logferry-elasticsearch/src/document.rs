@@ -58,7 +58,7 @@
 //! record. Strings are escaped by hand with a copy-through fast path; invalid
 //! UTF-8 is replaced by U+FFFD.
 
-use crate::index::IndexNameTemplate;
+use crate::index::{data_stream_part, IndexNameTemplate};
 use crate::json::{write_i64, write_key, write_str, write_timestamp, write_u64};
 use crate::log_id::LogIdTemplate;
 use crate::meta::MetaView;
@@ -135,8 +135,18 @@ pub struct DocumentOptions {
 pub(crate) enum IndexNaming {
     /// Rendered per record.
     Template(IndexNameTemplate),
-    /// One name (a data stream).
-    Fixed(String),
+    /// A data stream `<kind>-<dataset>-<namespace>` whose namespace may be
+    /// rendered per file (`{kubernetes.namespace}`); documents also get the
+    /// `data_stream.type`, `data_stream.dataset` and `data_stream.namespace`
+    /// fields Elastic's data stream naming scheme asks for.
+    DataStream {
+        /// `data_stream.type`.
+        kind: String,
+        /// `data_stream.dataset`.
+        dataset: String,
+        /// The namespace template.
+        namespace: IndexNameTemplate,
+    },
 }
 
 /// Per-file cache entry. Holds the `Arc`s so that their addresses (the cache
@@ -262,13 +272,19 @@ impl DocumentEncoder {
         let entry = self.files.get_mut(&key).expect("entry was just inserted");
         out.extend_from_slice(b"{\"create\":{\"_index\":");
         match naming {
-            IndexNaming::Fixed(name) => write_str(out, name.as_bytes()),
-            IndexNaming::Template(t) => {
+            IndexNaming::Template(t) | IndexNaming::DataStream { namespace: t, .. } => {
                 let bucket = t.bucket_key(record.timestamp_nanos);
                 let fresh = matches!(&entry.index, Some((b, _)) if b.is_some() && *b == bucket);
                 if !fresh {
                     let view = MetaView::new(&batch.source, batch.meta.as_deref(), host);
-                    entry.index = Some((bucket, t.render(record.timestamp_nanos, &view)));
+                    let rendered = t.render(record.timestamp_nanos, &view);
+                    let name = match naming {
+                        IndexNaming::DataStream { kind, dataset, .. } => {
+                            format!("{kind}-{dataset}-{}", data_stream_part(&rendered))
+                        }
+                        _ => rendered,
+                    };
+                    entry.index = Some((bucket, name));
                 }
                 let name = &entry.index.as_ref().expect("index rendered above").1;
                 write_str(out, name.as_bytes());
@@ -279,6 +295,18 @@ impl DocumentEncoder {
         out.extend_from_slice(b"\"}}\n");
         let start = out.len();
         encode_doc(self.schema, entry, &mut self.offsets, batch, record, out);
+        if let IndexNaming::DataStream { kind, dataset, .. } = naming {
+            let name = &entry.index.as_ref().expect("index rendered above").1;
+            let namespace = &name[kind.len() + dataset.len() + 2..];
+            out.pop(); // the document's closing `}`
+            out.extend_from_slice(b",\"data_stream\":{\"type\":");
+            write_str(out, kind.as_bytes());
+            out.extend_from_slice(b",\"dataset\":");
+            write_str(out, dataset.as_bytes());
+            out.extend_from_slice(b",\"namespace\":");
+            write_str(out, namespace.as_bytes());
+            out.extend_from_slice(b"}}");
+        }
         let end = out.len();
         out.push(b'\n');
         start..end
@@ -367,6 +395,7 @@ fn reserved(schema: Schema, key: &str) -> bool {
                 | "message"
                 | "stream"
                 | "log"
+                | "data_stream"
                 | "kubernetes"
                 | "container"
                 | "host"

@@ -14,7 +14,10 @@ pub enum BulkOutcome {
     ServerError,
     /// HTTP 413: the body is split and sent again.
     TooLarge,
-    /// Any other HTTP status (e.g. 401, 403, 400).
+    /// HTTP 401 or 403: the credential is refused (a configuration problem;
+    /// retried, and a 401 re-reads the secret files first).
+    Unauthorized,
+    /// Any other HTTP status (e.g. 400).
     ClientError,
     /// Connection refused, reset or closed without a response.
     ConnectionError,
@@ -32,6 +35,7 @@ impl BulkOutcome {
         BulkOutcome::Rejected429,
         BulkOutcome::ServerError,
         BulkOutcome::TooLarge,
+        BulkOutcome::Unauthorized,
         BulkOutcome::ClientError,
         BulkOutcome::ConnectionError,
         BulkOutcome::Timeout,
@@ -46,6 +50,7 @@ impl BulkOutcome {
             BulkOutcome::Rejected429 => "rejected",
             BulkOutcome::ServerError => "server_error",
             BulkOutcome::TooLarge => "too_large",
+            BulkOutcome::Unauthorized => "unauthorized",
             BulkOutcome::ClientError => "client_error",
             BulkOutcome::ConnectionError => "connection_error",
             BulkOutcome::Timeout => "timeout",
@@ -62,6 +67,10 @@ pub enum ItemErrorReason {
     Rejected,
     /// 5xx: retried.
     ServerError,
+    /// 401/403 `security_exception`: the credential may not write to the
+    /// target. A configuration problem, not bad data: retried with backoff,
+    /// never dead-lettered.
+    Unauthorized,
     /// 400 `mapper_parsing_exception` / `document_parsing_exception`:
     /// dead-lettered.
     MapperParsing,
@@ -77,6 +86,7 @@ impl ItemErrorReason {
     pub const ALL: &'static [ItemErrorReason] = &[
         ItemErrorReason::Rejected,
         ItemErrorReason::ServerError,
+        ItemErrorReason::Unauthorized,
         ItemErrorReason::MapperParsing,
         ItemErrorReason::Other4xx,
         ItemErrorReason::TooLarge,
@@ -87,6 +97,7 @@ impl ItemErrorReason {
         match self {
             ItemErrorReason::Rejected => "rejected",
             ItemErrorReason::ServerError => "server_error",
+            ItemErrorReason::Unauthorized => "unauthorized",
             ItemErrorReason::MapperParsing => "mapper_parsing",
             ItemErrorReason::Other4xx => "other_4xx",
             ItemErrorReason::TooLarge => "too_large",

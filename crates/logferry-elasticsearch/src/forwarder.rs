@@ -8,7 +8,8 @@ use crate::config::{ElasticsearchConfig, IndexTarget};
 use crate::document::{DocumentEncoder, DocumentOptions, IndexNaming};
 use crate::error::Error;
 use crate::events::ForwarderEvents;
-use crate::index::data_stream_name;
+use crate::health::ForwarderHealth;
+use crate::index::{data_stream_part, IndexNameTemplate};
 use crate::ship::dispatch;
 use crate::startup::startup;
 use crate::state::{Counters, ForwarderSummary, Shared};
@@ -58,10 +59,20 @@ impl Forwarder {
         let dead_letter_index = config.dead_letter_index.clone();
         let naming = match &config.target {
             IndexTarget::Index { template } => IndexNaming::Template(template.clone()),
-            IndexTarget::DataStream { .. } => IndexNaming::Fixed(data_stream_name(&config.target)),
+            IndexTarget::DataStream {
+                kind,
+                dataset,
+                namespace,
+            } => IndexNaming::DataStream {
+                kind: data_stream_part(kind),
+                dataset: data_stream_part(dataset),
+                namespace: IndexNameTemplate::parse(namespace)?,
+            },
         };
         let endpoints = Endpoints::new(&config)?;
         let shared = Arc::new(Shared {
+            health: ForwarderHealth::default(),
+            pipeline: config.pipeline.clone(),
             endpoints,
             events,
             retry: config.retry,
@@ -77,6 +88,11 @@ impl Forwarder {
             naming,
             shared,
         })
+    }
+
+    /// The forwarder's health, readable while it runs (for `/readyz`).
+    pub fn health(&self) -> ForwarderHealth {
+        self.shared.health.clone()
     }
 
     /// Checks `GET /` (version) with retry and installs templates when asked

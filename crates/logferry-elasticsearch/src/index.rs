@@ -50,6 +50,37 @@ pub fn data_stream_name(target: &IndexTarget) -> String {
     }
 }
 
+/// A data stream `type`, `dataset` or `namespace` part as Elasticsearch's
+/// `reroute` processor sanitizes them
+/// (<https://www.elastic.co/guide/en/elasticsearch/reference/8.19/reroute-processor.html>):
+/// lower-cased, each of `\ / * ? " < > | , # :`, space and `-` replaced by
+/// `_`, at most 100 bytes; empty becomes `unknown`.
+pub(crate) fn data_stream_part(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if matches!(
+                c,
+                '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ',' | '#' | ':' | ' ' | '-'
+            ) || c.is_control()
+            {
+                '_'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    let mut end = out.len().min(100);
+    while !out.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.truncate(end);
+    if out.is_empty() {
+        out.push_str("unknown");
+    }
+    out
+}
+
 /// What a rendered name depends on besides the file: the time bucket.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Bucket {

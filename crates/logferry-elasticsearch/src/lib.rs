@@ -74,6 +74,7 @@ pub mod dead_letter;
 pub mod document;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod index;
 pub mod template;
 
@@ -91,7 +92,8 @@ mod state;
 
 pub use client::build_client;
 pub use config::{
-    Auth, BatchConfig, Compression, ElasticsearchConfig, IndexTarget, RetryConfig, TlsConfig,
+    Auth, BatchConfig, Compression, ElasticsearchConfig, IndexTarget, RetryConfig, TemplateOptions,
+    TlsConfig,
 };
 pub use document::{AirflowOptions, DocumentEncoder, DocumentOptions, Schema};
 /// The `elasticsearch` crate, re-exported for users of [`build_client`].
@@ -99,6 +101,7 @@ pub use elasticsearch;
 pub use error::Error;
 pub use events::{BulkOutcome, ForwarderEvents, ItemErrorReason, NoopEvents};
 pub use forwarder::Forwarder;
+pub use health::ForwarderHealth;
 pub use index::{data_stream_name, IndexNameTemplate};
 pub use log_id::LogIdTemplate;
 pub use state::ForwarderSummary;

@@ -6,16 +6,16 @@
 use crate::batch::Bulk;
 use crate::config::Compression;
 use crate::error::Error;
-use crate::events::BulkOutcome;
+use crate::events::{BulkOutcome, ItemErrorReason};
 use crate::response::{BulkResponse, Verdict};
 use crate::state::Shared;
 use bytes::Bytes;
-use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use elasticsearch::http::headers::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use elasticsearch::http::Method;
 use std::io::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 pub(crate) enum Sent {
     /// 2xx with a bulk response.
@@ -65,7 +65,7 @@ pub(crate) async fn send(shared: &Shared, bulk: &Bulk) -> Sent {
     let (idx, ep) = shared.endpoints.pick();
     let started = Instant::now();
     shared.counters.requests.fetch_add(1, Ordering::Relaxed);
-    let mut headers = HeaderMap::new();
+    let mut headers = shared.endpoints.auth_headers();
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),
@@ -86,6 +86,7 @@ pub(crate) async fn send(shared: &Shared, bulk: &Bulk) -> Sent {
     let outcome_of_status = |status: u16| match status {
         413 => BulkOutcome::TooLarge,
         429 => BulkOutcome::Rejected429,
+        401 | 403 => BulkOutcome::Unauthorized,
         500..=599 => BulkOutcome::ServerError,
         _ => BulkOutcome::ClientError,
     };
@@ -96,7 +97,11 @@ pub(crate) async fn send(shared: &Shared, bulk: &Bulk) -> Sent {
             Method::Post,
             "/_bulk",
             headers,
-            None::<&()>,
+            shared
+                .pipeline
+                .as_deref()
+                .map(|p| [("pipeline", p)])
+                .as_ref(),
             Some(body),
             None,
         )
@@ -134,6 +139,10 @@ pub(crate) async fn send(shared: &Shared, bulk: &Bulk) -> Sent {
                     Ok(bytes) => match BulkResponse::parse(&bytes) {
                         Ok(r) if r.items.len() == bulk.items.len() => {
                             shared.endpoints.succeeded(idx);
+                            let refused = r.items.iter().any(|i| {
+                                i.create.verdict() == Verdict::Retry(ItemErrorReason::Unauthorized)
+                            });
+                            shared.health.set_credential_refused(refused);
                             let all_ok = r.items.iter().all(|i| {
                                 matches!(
                                     i.create.verdict(),
@@ -184,6 +193,18 @@ pub(crate) async fn send(shared: &Shared, bulk: &Bulk) -> Sent {
                     BulkOutcome::ServerError => {
                         shared.endpoints.failed(idx);
                         warn!(error = %err, items = bulk.items.len(), "bulk request failed; retrying");
+                        (outcome, Sent::Failed)
+                    }
+                    BulkOutcome::Unauthorized => {
+                        shared.health.set_credential_refused(true);
+                        if status == 401 {
+                            match shared.endpoints.credentials.reload() {
+                                Ok(true) => info!("the credential files changed; retrying with the new credential"),
+                                Ok(false) => {}
+                                Err(e) => warn!(error = %error_chain(&e), "cannot re-read the credential files"),
+                            }
+                        }
+                        error!(error = %err, items = bulk.items.len(), "Elasticsearch refuses the credential; retrying with backoff (check auth and the writer role, see README \"Elasticsearch privileges\")");
                         (outcome, Sent::Failed)
                     }
                     BulkOutcome::Rejected429 => {

@@ -103,7 +103,7 @@ pub(crate) enum Verdict {
     Delivered,
     /// 409 on `create`: already indexed, counts as delivered.
     Duplicate,
-    /// 429 or 5xx: send again later. The label for `item_errors`.
+    /// 429, 5xx, 401/403: send again later. The label for `item_errors`.
     Retry(ItemErrorReason),
     /// Any other 4xx: dead-letter it. The label for `item_errors`.
     Reject(ItemErrorReason),
@@ -115,6 +115,10 @@ impl ItemResult {
             200..=299 => Verdict::Delivered,
             409 => Verdict::Duplicate,
             429 => Verdict::Retry(ItemErrorReason::Rejected),
+            // A security_exception: the credential may not write here. Not
+            // the document's fault; dead-lettering would move the node's
+            // whole log volume to the dead letter.
+            401 | 403 => Verdict::Retry(ItemErrorReason::Unauthorized),
             500..=599 => Verdict::Retry(ItemErrorReason::ServerError),
             _ => {
                 let parsing = self.error.as_ref().is_some_and(|e| {

@@ -8,9 +8,12 @@ use crate::retry::Backoff;
 use crate::state::Shared;
 use crate::template;
 use bytes::Bytes;
-use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use elasticsearch::http::headers::{HeaderValue, CONTENT_TYPE};
 use elasticsearch::http::Method;
 use tracing::{error, info, warn};
+
+/// Logged once when a template `PUT` is refused for lack of privileges.
+pub(crate) const TEMPLATES_SKIPPED: &str = "templates not installed: the credential lacks manage_index_templates; install them with a setup role, see README";
 
 /// `GET /` until it answers, then the templates.
 pub(crate) async fn startup(shared: &Shared, config: &ElasticsearchConfig, schema: Schema) {
@@ -23,7 +26,7 @@ pub(crate) async fn startup(shared: &Shared, config: &ElasticsearchConfig, schem
             .send(
                 Method::Get,
                 "/",
-                HeaderMap::new(),
+                shared.endpoints.auth_headers(),
                 None::<&()>,
                 None::<&[u8]>,
                 None,
@@ -49,6 +52,13 @@ pub(crate) async fn startup(shared: &Shared, config: &ElasticsearchConfig, schem
                 shared.endpoints.succeeded(idx);
                 break;
             }
+            Ok(resp) if matches!(resp.status_code().as_u16(), 401 | 403) => {
+                // A writer-only credential has no `monitor`: the version is
+                // unknown, but shipping needs only `create_doc`.
+                let err = status_error("GET /", &ep.url, resp).await;
+                warn!(error = %err, "GET / refused: the credential lacks the monitor privilege (or is wrong); shipping anyway, bulk requests will tell");
+                break;
+            }
             Ok(resp) => {
                 let status = resp.status_code().as_u16();
                 let delay = backoff.next_delay();
@@ -69,11 +79,11 @@ pub(crate) async fn startup(shared: &Shared, config: &ElasticsearchConfig, schem
     }
     let templates = [
         (
-            template::TEMPLATE_NAME,
-            template::document_template(&config.target, schema),
+            template::template_name(&config.target),
+            template::document_template(&config.target, schema, &config.template),
         ),
         (
-            template::DEAD_LETTER_TEMPLATE_NAME,
+            template::DEAD_LETTER_TEMPLATE_NAME.to_owned(),
             template::dead_letter_template(&shared.dead_letter_index),
         ),
     ];
@@ -83,7 +93,7 @@ pub(crate) async fn startup(shared: &Shared, config: &ElasticsearchConfig, schem
         loop {
             let (idx, ep) = shared.endpoints.pick();
             let body = Bytes::from(body.to_string());
-            let mut headers = HeaderMap::new();
+            let mut headers = shared.endpoints.auth_headers();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             let result = ep
                 .client
@@ -94,6 +104,12 @@ pub(crate) async fn startup(shared: &Shared, config: &ElasticsearchConfig, schem
                 Ok(resp) if resp.status_code().is_success() => {
                     info!(template = name, "installed index template");
                     break;
+                }
+                Ok(resp) if matches!(resp.status_code().as_u16(), 401 | 403) => {
+                    let err = status_error("PUT _index_template", &ep.url, resp).await;
+                    warn!(template = %name, error = %err, "{TEMPLATES_SKIPPED}");
+                    shared.health.set_templates_skipped();
+                    return;
                 }
                 Ok(resp) => {
                     let err = status_error("PUT _index_template", &ep.url, resp).await;

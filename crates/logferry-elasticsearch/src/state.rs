@@ -4,6 +4,7 @@
 use crate::client::Endpoints;
 use crate::config::{Compression, RetryConfig};
 use crate::events::ForwarderEvents;
+use crate::health::ForwarderHealth;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -58,6 +59,8 @@ impl Counters {
 
 /// State shared by the shipping tasks.
 pub(crate) struct Shared {
+    pub(crate) health: ForwarderHealth,
+    pub(crate) pipeline: Option<String>,
     pub(crate) endpoints: Endpoints,
     pub(crate) events: Arc<dyn ForwarderEvents>,
     pub(crate) retry: RetryConfig,

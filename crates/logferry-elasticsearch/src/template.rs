@@ -4,16 +4,32 @@
 //! fields, `long` for offsets.
 //!
 //! API: <https://www.elastic.co/guide/en/elasticsearch/reference/8.19/index-templates.html>.
-//! Templates are created with priority 200, above Elasticsearch's built-in
-//! `logs` template (priority 100) that also matches `logs-*-*`.
+//!
+//! * **Name**: derived from the target ([`template_name`]:
+//!   `logferry-logs-kubernetes.container_logs`, `logferry-airflow-logs`), so
+//!   two releases writing to different targets (the DaemonSet and an Airflow
+//!   sidecar) never overwrite each other's template.
+//! * **Priority**: 501 by default, above Elasticsearch's built-in `logs`
+//!   template (`logs-*-*`, priority 100) and the 500 that Elastic's
+//!   "avoid index pattern collisions" advice asks overlapping templates to
+//!   exceed (same page).
+//! * **Lifecycle**: an ILM policy (`index.lifecycle.name`) or, for data
+//!   streams, a data stream lifecycle (`lifecycle.data_retention`,
+//!   <https://www.elastic.co/guide/en/elasticsearch/reference/8.19/data-stream-lifecycle.html>);
+//!   `composed_of` component templates.
+//! * **Labels**: `kubernetes.labels` and `kubernetes.annotations` are mapped
+//!   `flattened`
+//!   (<https://www.elastic.co/guide/en/elasticsearch/reference/8.19/flattened.html>):
+//!   one field each whatever the number of keys, so a tenant with thousands
+//!   of label keys cannot push an index past
+//!   `index.mapping.total_fields.limit` (default 1000) and send everyone's
+//!   documents to the dead letter.
 
-use crate::config::IndexTarget;
+use crate::config::{IndexTarget, TemplateOptions};
 use crate::document::Schema;
-use crate::index::data_stream_name;
+use crate::index::{data_stream_name, data_stream_part};
 use serde_json::{json, Value};
 
-/// Name of the template for documents.
-pub const TEMPLATE_NAME: &str = "logferry";
 /// Name of the template for the dead-letter index.
 pub const DEAD_LETTER_TEMPLATE_NAME: &str = "logferry-dead-letter";
 
@@ -23,13 +39,6 @@ fn keyword() -> Value {
 
 /// The mappings for a schema (with Airflow's `log_id`, `offset` and `event`).
 pub(crate) fn mappings(schema: Schema) -> Value {
-    let strings_as_keywords = json!([
-        {"labels_and_annotations": {
-            "path_match": ["kubernetes.labels.*", "kubernetes.annotations.*"],
-            "match_mapping_type": "string",
-            "mapping": keyword()
-        }}
-    ]);
     let airflow = [
         ("log_id", keyword()),
         ("offset", json!({"type": "long"})),
@@ -50,8 +59,13 @@ pub(crate) fn mappings(schema: Schema) -> Value {
                 "pod": {"properties": {"name": keyword(), "uid": keyword(), "ip": {"type": "ip"}}},
                 "node": {"properties": {"name": keyword()}},
                 "container": {"properties": {"name": keyword()}},
-                "labels": {"type": "object"},
-                "annotations": {"type": "object"}
+                "labels": {"type": "flattened"},
+                "annotations": {"type": "flattened"}
+            }},
+            "data_stream": {"properties": {
+                "type": {"type": "constant_keyword"},
+                "dataset": {"type": "constant_keyword"},
+                "namespace": {"type": "constant_keyword"}
             }},
             "container": {"properties": {
                 "id": keyword(),
@@ -72,7 +86,7 @@ pub(crate) fn mappings(schema: Schema) -> Value {
                 "container_name": keyword(),
                 "container_image": keyword(),
                 "host": keyword(),
-                "labels": {"type": "object"}
+                "labels": {"type": "flattened"}
             }},
             "docker": {"properties": {"container_id": keyword()}}
         }),
@@ -80,23 +94,63 @@ pub(crate) fn mappings(schema: Schema) -> Value {
     for (k, v) in airflow {
         props[k] = v;
     }
-    json!({"dynamic_templates": strings_as_keywords, "properties": props})
+    json!({"properties": props})
 }
 
-/// The `PUT _index_template/logferry` body for `target`.
-pub(crate) fn document_template(target: &IndexTarget, schema: Schema) -> Value {
+/// The index pattern of `target`'s template: the index name template with
+/// each `strftime` specifier and `{field}` as `*`; for a data stream,
+/// `<type>-<dataset>-<namespace>` (`*` for a templated namespace).
+pub fn index_pattern(target: &IndexTarget) -> String {
+    match target {
+        IndexTarget::Index { template } => template.pattern(),
+        IndexTarget::DataStream {
+            kind,
+            dataset,
+            namespace,
+        } if namespace.contains('{') => {
+            format!("{}-{}-*", data_stream_part(kind), data_stream_part(dataset))
+        }
+        IndexTarget::DataStream { .. } => data_stream_name(target),
+    }
+}
+
+/// The template name for `target`: `logferry-` and its index pattern up to
+/// the first `*` (trailing `-`, `.` and `_` removed), e.g.
+/// `logferry-logs-kubernetes.container_logs-default` or
+/// `logferry-airflow-logs`.
+pub fn template_name(target: &IndexTarget) -> String {
+    let pattern = index_pattern(target);
+    let stem = pattern.split('*').next().unwrap_or("");
+    let stem = stem.trim_end_matches(['-', '.', '_']);
+    if stem.is_empty() {
+        "logferry".to_owned()
+    } else {
+        format!("logferry-{stem}")
+    }
+}
+
+/// The `PUT _index_template/<template_name>` body for `target`.
+pub(crate) fn document_template(
+    target: &IndexTarget,
+    schema: Schema,
+    options: &TemplateOptions,
+) -> Value {
     let mut body = json!({
-        "priority": 200,
+        "index_patterns": [index_pattern(target)],
+        "priority": options.priority,
         "template": {"mappings": mappings(schema)},
         "_meta": {"managed_by": "logferry", "schema": match schema { Schema::Ecs => "ecs", Schema::Fluentd => "fluentd" }}
     });
-    match target {
-        IndexTarget::Index { template } => {
-            body["index_patterns"] = json!([template.pattern()]);
-        }
-        IndexTarget::DataStream { .. } => {
-            body["index_patterns"] = json!([data_stream_name(target)]);
-            body["data_stream"] = json!({});
+    if !options.composed_of.is_empty() {
+        body["composed_of"] = json!(options.composed_of);
+    }
+    if let Some(policy) = &options.ilm_policy {
+        body["template"]["settings"] = json!({"index": {"lifecycle": {"name": policy}}});
+    }
+    if let IndexTarget::DataStream { .. } = target {
+        body["data_stream"] = json!({});
+        if let Some(retention) = &options.data_retention {
+            body["template"]["lifecycle"] = json!({"enabled": true, "data_retention": retention});
         }
     }
     body
@@ -106,7 +160,7 @@ pub(crate) fn document_template(target: &IndexTarget, schema: Schema) -> Value {
 pub(crate) fn dead_letter_template(index: &str) -> Value {
     json!({
         "index_patterns": [index],
-        "priority": 200,
+        "priority": 501,
         "template": {"mappings": {"properties": {
             "@timestamp": {"type": "date_nanos"},
             "error": {"properties": {"type": keyword(), "message": {"type": "text"}, "code": keyword()}},
@@ -128,6 +182,7 @@ mod tests {
                 template: "logs-k8s-%Y.%m.%d".parse().unwrap(),
             },
             Schema::Ecs,
+            &TemplateOptions::default(),
         );
         assert_eq!(t["index_patterns"][0], "logs-k8s-*.*.*");
         assert_eq!(
@@ -149,12 +204,60 @@ mod tests {
                 namespace: "default".into(),
             },
             Schema::Fluentd,
+            &TemplateOptions::default(),
         );
         assert_eq!(d["index_patterns"][0], "logs-kubernetes-default");
         assert!(d["data_stream"].is_object());
         assert_eq!(
             d["template"]["mappings"]["properties"]["time"]["type"],
             "date_nanos"
+        );
+    }
+
+    #[test]
+    fn names_derive_from_the_target_and_priorities_beat_the_builtins() {
+        let ds = IndexTarget::default();
+        assert_eq!(
+            template_name(&ds),
+            "logferry-logs-kubernetes.container_logs-default"
+        );
+        let per_ns = IndexTarget::DataStream {
+            kind: "logs".into(),
+            dataset: "kubernetes.container_logs".into(),
+            namespace: "{kubernetes.namespace}".into(),
+        };
+        assert_eq!(index_pattern(&per_ns), "logs-kubernetes.container_logs-*");
+        assert_eq!(
+            template_name(&per_ns),
+            "logferry-logs-kubernetes.container_logs"
+        );
+        let airflow = IndexTarget::Index {
+            template: "airflow-logs-%Y.%m.%d".parse().unwrap(),
+        };
+        assert_eq!(template_name(&airflow), "logferry-airflow-logs");
+        assert_ne!(template_name(&airflow), template_name(&ds));
+        let options = TemplateOptions {
+            composed_of: vec!["logs@settings".into()],
+            data_retention: Some("30d".into()),
+            ilm_policy: Some("logs".into()),
+            ..TemplateOptions::default()
+        };
+        let t = document_template(&per_ns, Schema::Ecs, &options);
+        assert!(t["priority"].as_u64().unwrap() > 500);
+        assert_eq!(t["composed_of"][0], "logs@settings");
+        assert_eq!(t["template"]["lifecycle"]["data_retention"], "30d");
+        assert_eq!(
+            t["template"]["settings"]["index"]["lifecycle"]["name"],
+            "logs"
+        );
+        let k = &t["template"]["mappings"]["properties"]["kubernetes"]["properties"];
+        assert_eq!(k["labels"]["type"], "flattened");
+        assert_eq!(k["annotations"]["type"], "flattened");
+        assert!(
+            dead_letter_template("logferry-dead-letter")["priority"]
+                .as_u64()
+                .unwrap()
+                > 500
         );
     }
 }

@@ -72,7 +72,7 @@ async fn basic_auth_from_a_password_file_on_every_request() {
     assert!(requests.iter().any(|r| r.method == "GET" && r.path == "/"));
     assert!(requests
         .iter()
-        .any(|r| r.method == "PUT" && r.path == "/_index_template/logferry"));
+        .any(|r| r.method == "PUT" && r.path == "/_index_template/logferry-logs-test"));
 }
 
 #[tokio::test]

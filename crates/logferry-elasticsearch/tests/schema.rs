@@ -413,11 +413,11 @@ async fn index_names_render_dates_and_fields_and_templates_are_installed() {
     );
     let templates = double.templates();
     assert_eq!(
-        templates["logferry"]["index_patterns"],
+        templates["logferry-logs"]["index_patterns"],
         json!(["logs-*-*-*.*.*"])
     );
     assert_eq!(
-        templates["logferry"]["template"]["mappings"]["properties"]["@timestamp"]["type"],
+        templates["logferry-logs"]["template"]["mappings"]["properties"]["@timestamp"]["type"],
         "date_nanos"
     );
     assert_eq!(
@@ -452,7 +452,7 @@ async fn data_streams_get_a_template_and_create_ops() {
     .await;
     run.assert_each_acked_once(&[b]);
     assert_eq!(double.documents("logs-kubernetes-default").len(), 10);
-    assert!(double.templates()["logferry"]["data_stream"].is_object());
+    assert!(double.templates()["logferry-logs-kubernetes-default"]["data_stream"].is_object());
     // The official client sees a data stream.
     let client = build_client(&cfg).unwrap();
     let resp = client

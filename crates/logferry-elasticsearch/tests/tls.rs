@@ -112,7 +112,7 @@ async fn assert_delivered(double: &EsDouble, tls: TlsConfig) {
     let expected: BTreeSet<String> = (0..RECORDS).map(|i| format!("tls message {i}")).collect();
     assert_eq!(messages, expected);
     assert!(
-        double.templates().contains_key("logferry"),
+        double.templates().contains_key("logferry-logs-test"),
         "template installed over TLS"
     );
     let stats = double.stats();

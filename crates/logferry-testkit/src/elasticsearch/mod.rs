@@ -77,9 +77,11 @@
 
 mod faults;
 mod search;
+mod security;
 mod store;
 
 pub use faults::{FaultConfig, Faults, Stats};
+pub use security::{Principal, Security};
 
 use bytes::Bytes;
 use faults::{add, Counters};
@@ -254,6 +256,7 @@ pub struct Document {
 }
 
 struct State {
+    security: Security,
     store: Mutex<Store>,
     faults: Faults,
     counters: Counters,
@@ -300,6 +303,7 @@ impl EsDouble {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
+            security: Security::default(),
             store: Mutex::new(Store::default()),
             faults: Faults::new(config.faults, config.seed),
             counters: Counters::default(),
@@ -321,6 +325,12 @@ impl EsDouble {
             shutdown,
             server: Some(server),
         })
+    }
+
+    /// The privilege model: add credentials to turn security on (see
+    /// [`Security`]).
+    pub fn security(&self) -> &Security {
+        &self.state.security
     }
 
     /// The address the double listens on.
@@ -733,11 +743,46 @@ async fn route(
         }
         serde_json::from_slice(&body).map_err(|e| format!("request body is not valid JSON: {e}"))
     };
+    let principal = if segs.first() == Some(&"_double") {
+        None
+    } else {
+        let authorization = parts
+            .headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match state.security.authenticate(authorization, parts.uri.path()) {
+            Ok(p) => p,
+            Err(reason) => {
+                let mut r = error_resp(401, "security_exception", &reason);
+                r.headers_mut().insert(
+                    "www-authenticate",
+                    HeaderValue::from_static("Basic realm=\"security\", charset=\"UTF-8\""),
+                );
+                r.headers_mut()
+                    .append("www-authenticate", HeaderValue::from_static("ApiKey"));
+                return r;
+            }
+        }
+    };
+    let forbidden =
+        |reason: Option<String>| reason.map(|r| error_resp(403, "security_exception", &r));
+    if let Some(p) = &principal {
+        let denied = match segs.as_slice() {
+            [] if get_like => forbidden(security::check_monitor(p)),
+            ["_index_template", _] if !get_like => forbidden(security::check_templates(p)),
+            _ => None,
+        };
+        if let Some(r) = denied {
+            return r;
+        }
+    }
     match segs.as_slice() {
         [] if get_like => json_resp(StatusCode::OK, &info()),
         ["_double", rest @ ..] => control(state, m, rest, &params, &body),
-        ["_bulk"] if write => bulk(state, parts, body, None, dropper).await,
-        [index, "_bulk"] if write => bulk(state, parts, body, Some(index), dropper).await,
+        ["_bulk"] if write => bulk(state, parts, body, None, principal.as_ref(), dropper).await,
+        [index, "_bulk"] if write => {
+            bulk(state, parts, body, Some(index), principal.as_ref(), dropper).await
+        }
         ["_index_template"] if *m == Method::GET => {
             let store = state.store.lock();
             let list: Vec<Value> = store
@@ -1119,6 +1164,7 @@ async fn bulk(
     parts: &hyper::http::request::Parts,
     body: Bytes,
     default_index: Option<&str>,
+    principal: Option<&Principal>,
     dropper: Arc<Notify>,
 ) -> Resp {
     let started = Instant::now();
@@ -1290,6 +1336,11 @@ async fn bulk(
                         format!("Invalid index name [{}], {problem}", item.index),
                     );
                 }
+                if let Some(reason) = principal.and_then(|p| {
+                    security::check_create(p, &item.index, store.indices.contains_key(&item.index))
+                }) {
+                    break 'outcome err(item.id.clone(), 403, "security_exception", reason);
+                }
                 if item.op == Op::Update {
                     break 'outcome err(
                         item.id.clone(),
@@ -1346,6 +1397,26 @@ async fn bulk(
                                 }
                             }
                             None => {
+                                let paths = store::field_paths(&source, &index.flattened);
+                                let new: Vec<String> = paths
+                                    .into_iter()
+                                    .filter(|p| !index.fields.contains(p))
+                                    .collect::<std::collections::BTreeSet<_>>()
+                                    .into_iter()
+                                    .collect();
+                                if index.fields.len() + new.len() > index.field_limit {
+                                    break 'outcome err(
+                                        Some(id),
+                                        400,
+                                        "illegal_argument_exception",
+                                        format!(
+                                            "Limit of total fields [{}] has been exceeded while adding new fields [{}]",
+                                            index.field_limit,
+                                            new.len()
+                                        ),
+                                    );
+                                }
+                                index.fields.extend(new);
                                 created += 1;
                                 index.docs.insert(
                                     id.clone(),

@@ -21,6 +21,74 @@ pub(crate) struct StoredDoc {
 pub(crate) struct Index {
     pub docs: HashMap<String, StoredDoc>,
     pub data_stream: bool,
+    /// Mapped field paths (objects and leaves), as dynamic mapping adds them.
+    pub fields: std::collections::HashSet<String>,
+    /// `index.mapping.total_fields.limit` (default 1000).
+    pub field_limit: usize,
+    /// Paths the template maps as `flattened` (one field, keys not mapped).
+    pub flattened: Vec<String>,
+}
+
+/// Elasticsearch's built-in `logs` index template (priority 100, pattern
+/// `logs-*-*`, a data stream), which turns any matching new index into a
+/// data stream
+/// (<https://www.elastic.co/guide/en/elasticsearch/reference/8.19/index-templates.html>).
+/// Not listed by `GET _index_template` in the double.
+fn builtin_logs_template() -> serde_json::Value {
+    serde_json::json!({"index_patterns": ["logs-*-*"], "priority": 100, "data_stream": {},
+        "composed_of": ["logs@mappings", "logs@settings", "ecs@mappings"], "_meta": {"managed": true}})
+}
+
+fn patterns_match(t: &serde_json::Value, name: &str) -> bool {
+    t["index_patterns"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p.as_str()).any(|p| glob(p, name)))
+        .or_else(|| t["index_patterns"].as_str().map(|p| glob(p, name)))
+        .unwrap_or(false)
+}
+
+/// Paths under `prefix` that `mappings.properties` maps as `flattened`.
+fn flattened_paths(props: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+    let Some(map) = props.as_object() else { return };
+    for (k, v) in map {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if v["type"] == "flattened" {
+            out.push(path);
+        } else if v["properties"].is_object() {
+            flattened_paths(&v["properties"], &path, out);
+        }
+    }
+}
+
+/// The field paths of a document source (each object and each leaf counts,
+/// as in `index.mapping.total_fields.limit`), not descending into
+/// `flattened` paths.
+pub(crate) fn field_paths(source: &[u8], flattened: &[String]) -> Vec<String> {
+    fn walk(v: &serde_json::Value, prefix: &str, flattened: &[String], out: &mut Vec<String>) {
+        if let Some(map) = v.as_object() {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                let flat = flattened.contains(&path);
+                out.push(path.clone());
+                if !flat {
+                    walk(v, &path, flattened, out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(source) {
+        walk(&v, "", flattened, &mut out);
+    }
+    out
 }
 
 /// Everything the double stores.
@@ -82,27 +150,51 @@ pub(crate) fn index_name_problem(name: &str) -> Option<&'static str> {
 }
 
 impl Store {
-    /// Whether a new index `name` would be a data stream (a template with
-    /// `data_stream` matches it).
+    /// The template a new index `name` gets: the matching one with the
+    /// highest priority, the built-in `logs` template included.
+    pub(crate) fn template_for(&self, name: &str) -> Option<serde_json::Value> {
+        let builtin = builtin_logs_template();
+        self.templates
+            .values()
+            .chain(std::iter::once(&builtin))
+            .filter(|t| patterns_match(t, name))
+            .max_by_key(|t| t["priority"].as_u64().unwrap_or(0))
+            .cloned()
+    }
+
+    /// Whether a new index `name` would be a data stream (its template has
+    /// `data_stream`).
     pub(crate) fn template_makes_data_stream(&self, name: &str) -> bool {
-        self.templates.values().any(|t| {
-            t.get("data_stream").is_some()
-                && t["index_patterns"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|p| p.as_str()).any(|p| glob(p, name)))
-                    .or_else(|| t["index_patterns"].as_str().map(|p| glob(p, name)))
-                    .unwrap_or(false)
-        })
+        self.template_for(name)
+            .is_some_and(|t| t.get("data_stream").is_some())
     }
 
     pub(crate) fn index_mut(&mut self, name: &str) -> &mut Index {
         if !self.indices.contains_key(name) {
-            let data_stream = self.template_makes_data_stream(name);
+            let template = self.template_for(name);
+            let data_stream = template
+                .as_ref()
+                .is_some_and(|t| t.get("data_stream").is_some());
+            let settings = template.as_ref().map(|t| &t["template"]["settings"]);
+            let field_limit = settings
+                .and_then(|s| {
+                    s["index.mapping.total_fields.limit"]
+                        .as_u64()
+                        .or_else(|| s["index"]["mapping"]["total_fields"]["limit"].as_u64())
+                })
+                .unwrap_or(1000) as usize;
+            let mut flattened = Vec::new();
+            if let Some(t) = &template {
+                flattened_paths(&t["template"]["mappings"]["properties"], "", &mut flattened);
+            }
             self.indices.insert(
                 name.to_owned(),
                 Index {
                     docs: HashMap::new(),
                     data_stream,
+                    fields: Default::default(),
+                    field_limit,
+                    flattened,
                 },
             );
         }

@@ -15,7 +15,7 @@ use logferry_core::ConfigProblem;
 use logferry_core::Level;
 use logferry_elasticsearch::{
     Auth, BatchConfig, Compression, ElasticsearchConfig, IndexNameTemplate, IndexTarget,
-    LogIdTemplate, RetryConfig, Schema, TlsConfig,
+    LogIdTemplate, RetryConfig, Schema, TemplateOptions, TlsConfig,
 };
 use logferry_kube::KubeConfig;
 use logferry_tail::{MultilineConfig, ReadFrom, TailConfig};
@@ -536,7 +536,7 @@ fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> 
             kind: ds.string("type", p).unwrap_or_else(|| "logs".into()),
             dataset: ds
                 .string("dataset", p)
-                .unwrap_or_else(|| "kubernetes".into()),
+                .unwrap_or_else(|| "kubernetes.container_logs".into()),
             namespace: ds
                 .string("namespace", p)
                 .unwrap_or_else(|| "default".into()),
@@ -544,6 +544,8 @@ fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> 
     } else {
         match index {
             Some(template) => IndexTarget::Index { template },
+            // The library's default (IndexTarget::default): the data stream
+            // Elastic's Kubernetes integration writes.
             None => d.target.clone(),
         }
     };
@@ -603,8 +605,49 @@ fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> 
         .unwrap_or(d.retry.initial_backoff);
     let max_backoff = r.duration("max_backoff", p).unwrap_or(d.retry.max_backoff);
     r.finish(p);
+    let mut tp = s.section("template", p);
+    let defaults = TemplateOptions::default();
+    let template = TemplateOptions {
+        name: tp.string("name", p),
+        priority: tp
+            .get("priority", p, |v| {
+                v.as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| format!("expected a whole number, got {v:?}"))
+            })
+            .unwrap_or(defaults.priority),
+        composed_of: tp.strings("composed_of", p).unwrap_or_default(),
+        ilm_policy: tp.string("ilm_policy", p),
+        data_retention: tp.string("data_retention", p),
+    };
+    if template.ilm_policy.is_some() && template.data_retention.is_some() {
+        p.push(
+            &tp.path_of("data_retention"),
+            "set either ilm_policy or data_retention, not both",
+        );
+    }
+    tp.finish(p);
+    let headers: Vec<(String, String)> = s
+        .get("headers", p, |v| {
+            let map = v
+                .as_mapping()
+                .ok_or_else(|| "expected a map of header name to value".to_owned())?;
+            map.iter()
+                .map(|(k, v)| match (k.as_str(), v.as_str()) {
+                    (Some(k), Some(v)) => Ok((k.to_owned(), v.to_owned())),
+                    _ => Err(format!(
+                        "expected string names and values, got {k:?}: {v:?}"
+                    )),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let e = Elasticsearch {
         forwarder: ElasticsearchConfig {
+            template,
+            pipeline: s.string("pipeline", p),
+            headers,
+            proxy: s.string("proxy", p),
             endpoints,
             target,
             auth,
