@@ -34,6 +34,7 @@ fn main() {
             DocumentOptions {
                 schema: Schema::Ecs,
                 host_name: Some("node-a-1".into()),
+                cluster_name: None,
                 airflow: None,
                 id_scope: "node-a-1".into(),
             },
@@ -43,6 +44,7 @@ fn main() {
             DocumentOptions {
                 schema: Schema::Fluentd,
                 host_name: Some("node-a-1".into()),
+                cluster_name: None,
                 airflow: None,
                 id_scope: "node-a-1".into(),
             },
@@ -52,6 +54,7 @@ fn main() {
             DocumentOptions {
                 schema: Schema::Ecs,
                 host_name: Some("node-a-1".into()),
+                cluster_name: None,
                 airflow: Some(AirflowOptions {
                     log_id_template: "{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}"
                         .parse()

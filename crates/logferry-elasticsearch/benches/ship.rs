@@ -193,6 +193,7 @@ async fn ship(double: &Double, lines: &[String], compression: Compression, total
         config,
         DocumentOptions {
             host_name: Some("node-a-1".into()),
+            cluster_name: None,
             ..DocumentOptions::default()
         },
         Arc::new(NoopEvents),

@@ -120,6 +120,8 @@ pub struct DocumentOptions {
     pub schema: Schema,
     /// `host.name`: the node's name.
     pub host_name: Option<String>,
+    /// `orchestrator.cluster.name` (ECS), when set.
+    pub cluster_name: Option<String>,
     /// Airflow `log_id` / `offset`, when set.
     pub airflow: Option<AirflowOptions>,
     /// Who read the files (bytes hashed into every `_id`, see
@@ -162,6 +164,9 @@ struct FileEntry {
     index: Option<(Option<i64>, String)>,
 }
 
+/// The ECS version the documents follow (`ecs.version`).
+pub const ECS_VERSION: &str = "8.11.0";
+
 /// Most cached files before the cache is emptied (bounded memory).
 const MAX_CACHED_FILES: usize = 4096;
 /// Most files whose last Airflow offset is remembered.
@@ -172,6 +177,7 @@ const MAX_OFFSETS: usize = 65_536;
 pub struct DocumentEncoder {
     schema: Schema,
     host_name: Option<String>,
+    cluster_name: Option<String>,
     log_id: Option<LogIdTemplate>,
     id_scope: String,
     files: FileCache,
@@ -193,6 +199,7 @@ impl DocumentEncoder {
         DocumentEncoder {
             schema: options.schema,
             host_name: options.host_name,
+            cluster_name: options.cluster_name,
             log_id: options.airflow.map(|a| a.log_id_template),
             id_scope: options.id_scope,
             files: FileCache::default(),
@@ -323,17 +330,23 @@ impl DocumentEncoder {
         out: &mut Vec<u8>,
     ) -> std::ops::Range<usize> {
         out.extend_from_slice(b"{\"create\":{\"_index\":");
-        match naming {
-            IndexNaming::Fixed(name) => write_str(out, name.as_bytes()),
-            IndexNaming::Template(t) => {
-                let view = MetaView::new(
-                    &batch.source,
-                    batch.meta.as_deref(),
-                    self.host_name.as_deref(),
-                );
-                write_str(out, t.render(record.timestamp_nanos, &view).as_bytes());
-            }
-        }
+        let view = MetaView::new(
+            &batch.source,
+            batch.meta.as_deref(),
+            self.host_name.as_deref(),
+        );
+        let name = match naming {
+            IndexNaming::Template(t) => t.render(record.timestamp_nanos, &view),
+            IndexNaming::DataStream {
+                kind,
+                dataset,
+                namespace,
+            } => format!(
+                "{kind}-{dataset}-{}",
+                data_stream_part(&namespace.render(record.timestamp_nanos, &view))
+            ),
+        };
+        write_str(out, name.as_bytes());
         out.extend_from_slice(b",\"_id\":\"");
         out.extend_from_slice(&Self::document_id_in(&self.id_scope, &batch.source, record));
         out.extend_from_slice(b"\"}}\n");
@@ -360,7 +373,7 @@ impl DocumentEncoder {
             );
             let mut tail = Vec::with_capacity(256);
             match self.schema {
-                Schema::Ecs => encode_ecs_tail(&view, &mut tail),
+                Schema::Ecs => encode_ecs_tail(&view, self.cluster_name.as_deref(), &mut tail),
                 Schema::Fluentd => encode_fluentd_tail(&view, &mut tail),
             }
             let log_id = match (&self.log_id, view.airflow) {
@@ -396,6 +409,8 @@ fn reserved(schema: Schema, key: &str) -> bool {
                 | "stream"
                 | "log"
                 | "data_stream"
+                | "ecs"
+                | "orchestrator"
                 | "kubernetes"
                 | "container"
                 | "host"
@@ -447,6 +462,9 @@ fn encode_doc(
             out.extend_from_slice(b",\"stream\":\"");
             out.extend_from_slice(record.stream.as_str().as_bytes());
             out.extend_from_slice(b"\",\"log\":{");
+            if record.flags.contains(RecordFlags::TRUNCATED) {
+                out.extend_from_slice(b"\"flags\":[\"truncated\"],");
+            }
             if let Some(level) = Level::detect(msg) {
                 out.extend_from_slice(b"\"level\":\"");
                 out.extend_from_slice(level.as_str().as_bytes());
@@ -666,7 +684,7 @@ impl<'a> ObjWriter<'a> {
 }
 
 /// `,"file":{"path":…}}` (closing `log`), then `kubernetes`, `container`, `host`.
-fn encode_ecs_tail(v: &MetaView<'_>, out: &mut Vec<u8>) {
+fn encode_ecs_tail(v: &MetaView<'_>, cluster_name: Option<&str>, out: &mut Vec<u8>) {
     let path = v.path.to_string_lossy();
     let mut w = ObjWriter::new(out, false);
     w.open("file");
@@ -686,8 +704,25 @@ fn encode_ecs_tail(v: &MetaView<'_>, out: &mut Vec<u8>) {
     w.open("container");
     w.str("name", v.container_name);
     w.close();
+    if let Some((kind, name)) = v.owner {
+        for (object, name) in crate::owner::workloads(kind, name) {
+            w.open(object);
+            w.str("name", Some(name));
+            w.close();
+        }
+    }
     w.map("labels", v.labels);
     w.map("annotations", v.annotations);
+    w.close();
+    if cluster_name.is_some() {
+        w.open("orchestrator");
+        w.open("cluster");
+        w.str("name", cluster_name);
+        w.close();
+        w.close();
+    }
+    w.open("ecs");
+    w.str("version", Some(ECS_VERSION));
     w.close();
     w.open("container");
     w.str("id", v.container_id);

@@ -83,6 +83,7 @@ mod forwarder;
 mod json;
 mod log_id;
 mod meta;
+mod owner;
 mod request;
 mod response;
 mod retry;

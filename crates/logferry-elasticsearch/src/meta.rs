@@ -21,6 +21,8 @@ pub(crate) struct MetaView<'a> {
     pub annotations: Option<&'a BTreeMap<String, String>>,
     pub airflow: Option<&'a AirflowTask>,
     pub host_name: Option<&'a str>,
+    /// The pod's controller owner `(kind, name)`.
+    pub owner: Option<(&'a str, &'a str)>,
 }
 
 impl<'a> MetaView<'a> {
@@ -44,6 +46,7 @@ impl<'a> MetaView<'a> {
             annotations: None,
             airflow: None,
             host_name,
+            owner: None,
         };
         if let Some(m) = meta {
             v.namespace = Some(&m.namespace);
@@ -58,6 +61,7 @@ impl<'a> MetaView<'a> {
             v.labels = Some(&m.labels).filter(|l| !l.is_empty());
             v.annotations = Some(&m.annotations).filter(|a| !a.is_empty());
             v.airflow = m.airflow.as_ref();
+            v.owner = m.owner.as_ref().map(|(k, n)| (k.as_str(), n.as_str()));
         } else if let Some(k) = &source.kube {
             v.namespace = Some(&k.namespace);
             v.pod_name = Some(&k.pod_name);

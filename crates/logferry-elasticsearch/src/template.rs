@@ -51,6 +51,7 @@ pub(crate) fn mappings(schema: Schema) -> Value {
             "stream": keyword(),
             "log": {"properties": {
                 "level": keyword(),
+                "flags": keyword(),
                 "offset": {"type": "long"},
                 "file": {"properties": {"path": keyword()}}
             }},
@@ -60,8 +61,16 @@ pub(crate) fn mappings(schema: Schema) -> Value {
                 "node": {"properties": {"name": keyword()}},
                 "container": {"properties": {"name": keyword()}},
                 "labels": {"type": "flattened"},
-                "annotations": {"type": "flattened"}
+                "annotations": {"type": "flattened"},
+                "deployment": {"properties": {"name": keyword()}},
+                "replicaset": {"properties": {"name": keyword()}},
+                "statefulset": {"properties": {"name": keyword()}},
+                "daemonset": {"properties": {"name": keyword()}},
+                "job": {"properties": {"name": keyword()}},
+                "cronjob": {"properties": {"name": keyword()}}
             }},
+            "orchestrator": {"properties": {"cluster": {"properties": {"name": keyword()}}}},
+            "ecs": {"properties": {"version": keyword()}},
             "data_stream": {"properties": {
                 "type": {"type": "constant_keyword"},
                 "dataset": {"type": "constant_keyword"},

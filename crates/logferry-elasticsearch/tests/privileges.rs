@@ -97,6 +97,7 @@ async fn a_key_that_may_not_write_waits_without_dead_letters_and_reports_it() {
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(health.credential_refused(), "/readyz must see the refusal");
+    assert!(health.problem().unwrap().contains("401/403"));
     assert!(
         events.item_errors.get("unauthorized") >= 100,
         "the metric counts refused items"

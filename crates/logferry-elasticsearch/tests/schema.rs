@@ -87,6 +87,8 @@ fn ecs_and_fluentd_documents_for_the_same_record() {
         "2026-11-22 15:04:05 WARN disk \"almost\" full\ttab \\ done",
     );
     r.stream = Stream::Stderr;
+    // Issue 11: a truncated record is flagged as Filebeat flags it.
+    r.flags = logferry_core::RecordFlags::TRUNCATED;
     let b = batch(Some(meta(None)), vec![r]);
     let path = path();
     let message = "2026-11-22 15:04:05 WARN disk \"almost\" full\ttab \\ done";
@@ -94,23 +96,29 @@ fn ecs_and_fluentd_documents_for_the_same_record() {
     let ecs = encode(
         DocumentOptions {
             host_name: Some("node-1".into()),
+            cluster_name: Some("prod-eu".into()),
             ..DocumentOptions::default()
         },
         &b,
     );
+    // Owner workload (StatefulSet), orchestrator.cluster.name and
+    // ecs.version as Filebeat writes them.
     let expected_ecs = json!({
         "@timestamp": "2026-11-22T15:04:05.123456789Z",
         "message": message,
         "stream": "stderr",
-        "log": {"level": "warn", "offset": 4096, "file": {"path": path}},
+        "log": {"flags": ["truncated"], "level": "warn", "offset": 4096, "file": {"path": path}},
         "kubernetes": {
             "namespace": "shop",
             "pod": {"name": "web-0", "uid": UID, "ip": "10.1.2.3"},
             "node": {"name": "node-1"},
             "container": {"name": "web"},
+            "statefulset": {"name": "web"},
             "labels": {"app": "web", "app_kubernetes_io/name": "web", "team": "Team A"},
             "annotations": {"prometheus_io/scrape": "true"}
         },
+        "orchestrator": {"cluster": {"name": "prod-eu"}},
+        "ecs": {"version": "8.11.0"},
         "container": {"id": CID, "image": {"name": "nginx:1.27"}, "runtime": "containerd"},
         "host": {"name": "node-1"}
     });
@@ -120,6 +128,7 @@ fn ecs_and_fluentd_documents_for_the_same_record() {
         DocumentOptions {
             schema: Schema::Fluentd,
             host_name: Some("node-1".into()),
+            cluster_name: None,
             airflow: None,
             id_scope: String::new(),
         },
@@ -158,6 +167,7 @@ fn without_pod_metadata_the_path_fills_in_and_absent_fields_are_omitted() {
     let docs = encode(
         DocumentOptions {
             host_name: Some("node-9".into()),
+            cluster_name: None,
             ..DocumentOptions::default()
         },
         &bytes,
@@ -175,6 +185,7 @@ fn without_pod_metadata_the_path_fills_in_and_absent_fields_are_omitted() {
                 "node": {"name": "node-9"},
                 "container": {"name": "web"}
             },
+            "ecs": {"version": "8.11.0"},
             "container": {"id": format!("{:064x}", 0xc0ffee + 7)},
             "host": {"name": "node-9"}
         })
@@ -197,7 +208,7 @@ fn without_pod_metadata_the_path_fills_in_and_absent_fields_are_omitted() {
     let docs = encode(DocumentOptions::default(), &b);
     assert_eq!(
         docs[0],
-        json!({"@timestamp": "1970-01-01T00:00:00.000000000Z", "message": "x", "stream": "stdout", "log": {"offset": 5, "file": {"path": "/var/log/syslog"}}})
+        json!({"@timestamp": "1970-01-01T00:00:00.000000000Z", "message": "x", "stream": "stdout", "log": {"offset": 5, "file": {"path": "/var/log/syslog"}}, "ecs": {"version": "8.11.0"}})
     );
 }
 

@@ -29,6 +29,10 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// True once checkpoints are loaded and the pipeline runs; false again while draining.
     pub ready: Arc<AtomicBool>,
+    /// The Elasticsearch forwarder's health, once it exists: `/readyz`
+    /// answers 503 with the reason while Elasticsearch refuses the
+    /// credential (401/403), a configuration problem that holds every record.
+    pub sink_health: Arc<std::sync::OnceLock<logferry_elasticsearch::ForwarderHealth>>,
     /// Cancelled by `POST /quitquitquit`: finish reading what was written, ship, checkpoint, exit 0.
     pub quit: CancellationToken,
 }
@@ -47,11 +51,17 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(s): State<AdminState>) -> (StatusCode, &'static str) {
+async fn readyz(State(s): State<AdminState>) -> (StatusCode, String) {
+    if let Some(problem) = s.sink_health.get().and_then(|h| h.problem()) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {problem}\n"),
+        );
+    }
     if s.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, "ready\n".to_owned())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned())
     }
 }
 

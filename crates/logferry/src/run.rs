@@ -51,6 +51,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     let ready = Arc::new(AtomicBool::new(false));
+    let sink_health = Arc::new(std::sync::OnceLock::new());
     let stop_reading = CancellationToken::new();
     let quit = CancellationToken::new();
     let background = CancellationToken::new();
@@ -65,6 +66,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
         AdminState {
             metrics: metrics.clone(),
             ready: ready.clone(),
+            sink_health: sink_health.clone(),
             quit: quit.clone(),
         },
         admin_stop.clone(),
@@ -125,6 +127,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
                 Arc::new(DaemonForwarderEvents::new(metrics.clone())),
             )
             .context("invalid elasticsearch configuration")?;
+            let _ = sink_health.set(forwarder.health());
             let acker = acker.clone();
             let hard_stop = hard_stop.clone();
             tokio::spawn(async move {

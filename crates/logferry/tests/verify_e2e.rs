@@ -30,8 +30,11 @@ fn verify(es: &str, extra: &[&str]) -> (Option<i32>, String) {
 fn verify_counts_marked_lines_and_reports_a_missing_one() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let es = rt.block_on(EsDouble::start()).unwrap();
+    // A plain index, not the default data stream: the test deletes a
+    // document behind logferry's back, and a bulk `delete` into a data
+    // stream is refused (only `create` is allowed there).
     let setup = FilesSetup::new(&format!(
-        "elasticsearch: {{endpoints: [\"{}\"], batch: {{timeout: 100ms}}}}",
+        "elasticsearch: {{endpoints: [\"{}\"], index: verify-logs, batch: {{timeout: 100ms}}}}",
         es.url()
     ));
     let mut f = std::fs::File::create(setup.logs.join("app.log")).unwrap();

@@ -57,6 +57,7 @@ pub fn to_document_options(c: &Config) -> es::DocumentOptions {
             .as_ref()
             .map_or(es::Schema::Ecs, |e| e.schema),
         host_name: (!c.node_name.is_empty()).then(|| c.node_name.clone()),
+        cluster_name: c.kubernetes.cluster_name.clone(),
         airflow: c.airflow.enabled.then(|| es::AirflowOptions {
             log_id_template: c.airflow.log_id_template.clone(),
         }),

@@ -86,6 +86,8 @@ pub struct Kubernetes {
     pub annotation_allowlist: Vec<String>,
     /// How long a file whose pod is unknown waits for the pod.
     pub lookup_wait: Duration,
+    /// The cluster's name, written as `orchestrator.cluster.name` (ECS).
+    pub cluster_name: Option<String>,
 }
 
 /// `elasticsearch`: the forwarder's configuration and the document schema.
@@ -490,6 +492,7 @@ fn read_kubernetes(mut s: Section<'_>, p: &mut Problems) -> Kubernetes {
     // The pod store's own defaults (its checks run on the result, see `library_problems`).
     let d = KubeConfig::default();
     let k = Kubernetes {
+        cluster_name: s.string("cluster_name", p),
         enabled: s.boolean("enabled", p).unwrap_or(true),
         metadata_grace: s.duration("metadata_grace", p).unwrap_or(d.metadata_grace),
         exclude_annotation: s
