@@ -69,6 +69,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod cloud;
 pub mod config;
 pub mod dead_letter;
 pub mod document;
@@ -92,6 +93,7 @@ mod startup;
 mod state;
 
 pub use client::build_client;
+pub use cloud::cloud_id_endpoint;
 pub use config::{
     Auth, BatchConfig, Compression, ElasticsearchConfig, IndexTarget, RetryConfig, TemplateOptions,
     TlsConfig,

@@ -510,7 +510,23 @@ fn read_kubernetes(mut s: Section<'_>, p: &mut Problems) -> Kubernetes {
 fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> Elasticsearch {
     // The forwarder's own defaults (its checks run on the result, see `library_problems`).
     let d = ElasticsearchConfig::new(String::new(), data_dir);
-    let endpoints = s.strings("endpoints", p).unwrap_or_default();
+    let mut endpoints = s.strings("endpoints", p).unwrap_or_default();
+    // Elastic Cloud: the deployment's endpoint from its cloud_id.
+    if let Some(cloud_id) = s.string("cloud_id", p) {
+        if !endpoints.is_empty() {
+            p.push(
+                &s.path_of("cloud_id"),
+                "set either endpoints or cloud_id, not both",
+            );
+        }
+        match logferry_elasticsearch::cloud_id_endpoint(&cloud_id) {
+            Ok(e) => endpoints = vec![e],
+            Err(logferry_elasticsearch::Error::InvalidConfig { reason, .. }) => {
+                p.push(&s.path_of("cloud_id"), reason)
+            }
+            Err(e) => p.push(&s.path_of("cloud_id"), e.to_string()),
+        }
+    }
     if endpoints.is_empty() {
         p.push(
             &s.path_of("endpoints"),
@@ -729,6 +745,28 @@ mod tests {
             "NODE_NAME" => Some("node-1".into()),
             _ => None,
         })
+    }
+
+    #[test]
+    fn a_cloud_id_gives_the_endpoint() {
+        let c = parse(
+            "elasticsearch: {cloud_id: \"staging:dXMtZWFzdC0xLmF3cy5mb3VuZC5pbyRjZWM2ZjI2MWE3NGJmMjRjZTMzYmI4ODExYjg0Mjk0ZiRjNmMyY2E2ZDA0MjI0OWFmMGNjN2Q3YTllOTYyNTc0Mw==\"}",
+        )
+        .unwrap();
+        assert_eq!(
+            c.elasticsearch.unwrap().forwarder.endpoints,
+            ["https://cec6f261a74bf24ce33bb8811b84294f.us-east-1.aws.found.io:443"]
+        );
+        let problems = parse("elasticsearch: {cloud_id: \"x:!!\", endpoints: [\"http://a:9200\"]}")
+            .unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .filter(|p| p.path == "elasticsearch.cloud_id")
+                .count()
+                == 2,
+            "{problems:?}"
+        );
     }
 
     #[test]
