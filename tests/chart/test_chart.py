@@ -29,6 +29,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "logferry"
 CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
+# Example values files users copy (ECK, Elastic Cloud): rendered and validated like ci/ files.
+EXAMPLE_VALUES = [ROOT / "examples" / "eck-values.yaml", ROOT / "examples" / "elastic-cloud-values.yaml"]
 INVALID_VALUES = sorted((ROOT / "tests" / "chart" / "invalid-values").glob("*.yaml"))
 METRICS_FILE = ROOT / "tests" / "chart" / "exported-metrics.txt"
 ALERTS = ROOT / "examples" / "monitoring" / "prometheus" / "logferry-alerts.yaml"
@@ -367,12 +369,16 @@ def assert_secrets_as_files(objs: list[dict], cfg: dict) -> None:
         f"auth carries only file references (and username): {auth}",
     )
     if "username" in auth:
-        check(auth["username"] == "${LOGFERRY_ES_USERNAME}", f"username from env: {auth}")
+        # From the Secret through the environment, or a literal value (auth.basic.username,
+        # e.g. ECK's `elastic`): a user name is not a secret.
+        check(auth["username"] == "${LOGFERRY_ES_USERNAME}" or "$" not in auth["username"],
+              f"username from env or literal: {auth}")
         env = {e["name"]: e for e in c["env"]}
-        check(
-            "secretKeyRef" in env["LOGFERRY_ES_USERNAME"].get("valueFrom", {}),
-            "LOGFERRY_ES_USERNAME comes from the Secret",
-        )
+        if auth["username"] == "${LOGFERRY_ES_USERNAME}":
+            check(
+                "secretKeyRef" in env["LOGFERRY_ES_USERNAME"].get("valueFrom", {}),
+                "LOGFERRY_ES_USERNAME comes from the Secret",
+            )
     for e in c["env"]:
         check("value" not in e or not re.search(r"pass|secret|token|key", e["name"], re.I),
               f"no credential inlined in env {e['name']}")
@@ -484,6 +490,37 @@ def t_es_auth_secrets(values: Path) -> None:
     check(spec["priorityClassName"] == "system-node-critical", "priorityClassName set")
 
 
+def t_eck(values: Path) -> None:
+    """ECK's generated Secrets as they are: the password under a key named after the user, a
+    literal username, and the public CA Secret's ca.crt."""
+    objs = render(values)
+    v = values_of(values)
+    assert_daemonset(objs, v)
+    es = yaml.safe_load(daemon_config(objs)["data"]["logferry.yaml"])["elasticsearch"]
+    base = "/var/run/secrets/logferry"
+    check(es["auth"] == {"username": "elastic", "password_file": f"{base}/basic/password"},
+          f"literal username, password by file: {es['auth']}")
+    check(es["tls"] == {"ca_file": f"{base}/tls/ca.crt"}, f"ECK CA by file: {es['tls']}")
+    _, _, spec, c, vols, _ = ds_parts(objs)
+    env = {e["name"] for e in c.get("env", [])}
+    check("LOGFERRY_ES_USERNAME" not in env, "no username from the Secret when it is literal")
+    srcs = {(s["secret"]["name"], i["key"], i["path"])
+            for s in vols["elasticsearch-credentials"]["projected"]["sources"] for i in s["secret"]["items"]}
+    check(srcs == {("quickstart-es-elastic-user", "elastic", "basic/password"),
+                   ("quickstart-es-http-certs-public", "ca.crt", "tls/ca.crt")}, f"projected ECK secrets: {srcs}")
+
+
+def t_elastic_cloud(values: Path) -> None:
+    """Elastic Cloud: cloud_id instead of endpoints, an API key by file."""
+    objs = render(values)
+    v = values_of(values)
+    assert_daemonset(objs, v)
+    es = yaml.safe_load(daemon_config(objs)["data"]["logferry.yaml"])["elasticsearch"]
+    check(es["cloud_id"] == v["elasticsearch"]["cloudId"], f"cloud_id passed through: {es}")
+    check("endpoints" not in es, "cloud_id replaces endpoints")
+    check(es["auth"] == {"api_key_file": "/var/run/secrets/logferry/api-key/api_key"}, f"API key by file: {es['auth']}")
+
+
 def t_custom_config(values: Path) -> None:
     objs = render(values)
     v = values_of(values)
@@ -574,6 +611,8 @@ def t_aggregator(values: Path) -> None:
 
 ASSERTIONS = {
     "aggregator-values.yaml": t_aggregator,
+    "eck-values.yaml": t_eck,
+    "elastic-cloud-values.yaml": t_elastic_cloud,
     "default-values.yaml": t_default,
     "daemonset-disabled-values.yaml": t_daemonset_disabled,
     "sidecar-values.yaml": t_sidecar,
@@ -586,7 +625,7 @@ ASSERTIONS = {
 
 
 def t_every_ci_file_has_assertions() -> None:
-    names = {p.name for p in CI_VALUES}
+    names = {p.name for p in CI_VALUES + EXAMPLE_VALUES}
     check(names == set(ASSERTIONS), f"ci value sets {sorted(names)} vs assertions {sorted(ASSERTIONS)}")
 
 
@@ -976,7 +1015,7 @@ def main() -> int:
     run_check("ci value sets all have assertions", t_every_ci_file_has_assertions)
     run_check("every value documented (helm-docs style)", t_values_documented)
     run_check("README values table matches values.yaml", t_readme_values_table)
-    for values in CI_VALUES:
+    for values in CI_VALUES + EXAMPLE_VALUES:
         n = values.name
         run_check(f"helm lint --strict -f ci/{n}", t_lint, values)
         run_check(f"kubernetes-validate --strict ({', '.join(KUBE_VERSIONS)}) ci/{n}", t_kubernetes_validate, values)

@@ -135,7 +135,7 @@ sidecar needs 0444 (the files stay private to the pod's logferry container: only
     fieldRef:
       fieldPath: metadata.uid
 {{- $basic := .Values.elasticsearch.auth.basic }}
-{{- if and .Values.elasticsearch.enabled $basic.existingSecret }}
+{{- if and .Values.elasticsearch.enabled $basic.existingSecret (not $basic.username) }}
 - name: LOGFERRY_ES_USERNAME
   valueFrom:
     secretKeyRef:
@@ -153,7 +153,11 @@ Elasticsearch is disabled. Credentials are only ever file paths into the project
 {{- $out := dict }}
 {{- if $es.enabled }}
 {{- $dir := include "logferry.secretsPath" . }}
+{{- if $es.cloudId }}
+{{- $_ := set $out "cloud_id" $es.cloudId }}
+{{- else }}
 {{- $_ := set $out "endpoints" $es.endpoints }}
+{{- end }}
 {{- $basic := $es.auth.basic.existingSecret }}
 {{- $apiKey := $es.auth.apiKey.existingSecret }}
 {{- $bearer := $es.auth.bearerToken.existingSecret }}
@@ -161,7 +165,7 @@ Elasticsearch is disabled. Credentials are only ever file paths into the project
 {{- fail "elasticsearch.auth: set only one of basic.existingSecret, apiKey.existingSecret, bearerToken.existingSecret" }}
 {{- end }}
 {{- if $basic }}
-{{- $_ := set $out "auth" (dict "username" "${LOGFERRY_ES_USERNAME}" "password_file" (printf "%s/basic/password" $dir)) }}
+{{- $_ := set $out "auth" (dict "username" (default "${LOGFERRY_ES_USERNAME}" $es.auth.basic.username) "password_file" (printf "%s/basic/password" $dir)) }}
 {{- else if $apiKey }}
 {{- $_ := set $out "auth" (dict "api_key_file" (printf "%s/api-key/api_key" $dir)) }}
 {{- else if $bearer }}
