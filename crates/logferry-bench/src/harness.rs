@@ -243,7 +243,7 @@ impl LogferryConfig {
              source:\n  mode: kubernetes\n  pods_dir: {tree}/var/log/pods\n  containers_dir: {tree}/var/log/containers\n  read_from: beginning\n  lookback: null\n\
              kubernetes:\n  enabled: false\n\
              elasticsearch:\n  endpoints: [\"{endpoint}\"]\n  index: \"{index}\"\n  compression: {compression}\n  install_template: false\n\
-             server:\n  listen: 127.0.0.1:{port}\n",
+             server:\n  listen: 127.0.0.1:{port}\n  quitquitquit: true\n",
             data = self.data_dir.display(),
             tree = self.tree.display(),
             endpoint = self.endpoint,
