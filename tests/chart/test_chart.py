@@ -310,12 +310,14 @@ def assert_daemonset(objs: list[dict], values: dict) -> None:
         ann.get("checksum/config") == hashlib.sha256(text.rstrip("\n").encode()).hexdigest(),
         "checksum/config is the sha256 of the rendered logferry.yaml",
     )
-    if values.get("prometheus", {}).get("scrapeAnnotations", True):
+    monitored = values.get("serviceMonitor", {}).get("enabled") or values.get("podMonitor", {}).get("enabled")
+    if values.get("prometheus", {}).get("scrapeAnnotations", True) and not monitored:
         check(ann.get("prometheus.io/scrape") == "true", "prometheus.io/scrape")
         check(ann.get("prometheus.io/port") == str(port), "prometheus.io/port")
         check(ann.get("prometheus.io/path") == "/metrics", "prometheus.io/path")
     else:
-        check(not any(k.startswith("prometheus.io/") for k in ann), "no scrape annotations")
+        check(not any(k.startswith("prometheus.io/") for k in ann),
+              "no scrape annotations (off, or a ServiceMonitor/PodMonitor scrapes)")
 
     # The config agrees with the pod.
     check(cfg["node_name"] == "${NODE_NAME}", f"node_name: {cfg['node_name']}")
@@ -463,6 +465,14 @@ def t_monitors(values: Path) -> None:
           "PodMonitor selects the pods")
     pep = pm["spec"]["podMetricsEndpoints"][0]
     check(pep["port"] in [p["name"] for p in c["ports"]] and pep["interval"] == "60s", f"{pep}")
+    rule = one(objs, "PrometheusRule")
+    check(rule["spec"] == yaml.safe_load(ALERTS.read_text()), "PrometheusRule holds the tested alert rules")
+    check(rule["metadata"]["labels"]["release"] == "kube-prometheus-stack", "PrometheusRule labels")
+    dash = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dashboard"))
+    check(dash["metadata"]["labels"].get("grafana_dashboard") == "1", "dashboard ConfigMap sidecar label")
+    check(dash["metadata"]["namespace"] == "grafana", "dashboard ConfigMap namespace")
+    check(json.loads(dash["data"]["logferry.json"]) == json.loads(DASHBOARD.read_text()),
+          "dashboard ConfigMap holds the dashboard")
 
 
 def t_es_auth_secrets(values: Path) -> None:
@@ -609,10 +619,23 @@ def t_aggregator(values: Path) -> None:
     check(agg["elasticsearch"]["auth"]["password_file"].endswith("/basic/password"), "credentials from files")
 
 
+def t_edge(values: Path) -> None:
+    """The edge values reach the daemon's config unchanged (and `logferry validate`, run on
+    every rendered config, accepts them: the schema and the daemon agree at the edge)."""
+    objs = render(values)
+    cfg = yaml.safe_load(daemon_config(objs)["data"]["logferry.yaml"])
+    src, es = cfg["source"], cfg["elasticsearch"]
+    check(src["max_open_files"] == 2 and src["max_deleted_files"] == 1, f"limits: {src}")
+    check(src["multiline"] == {"continuation_pattern": "^\\s"}, f"multiline: {src['multiline']}")
+    check("index" not in es, f"no index next to data_stream: {es}")
+    check(es["data_stream"]["namespace"] == "prod", f"data stream: {es}")
+
+
 ASSERTIONS = {
     "aggregator-values.yaml": t_aggregator,
     "eck-values.yaml": t_eck,
     "elastic-cloud-values.yaml": t_elastic_cloud,
+    "edge-values.yaml": t_edge,
     "default-values.yaml": t_default,
     "daemonset-disabled-values.yaml": t_daemonset_disabled,
     "sidecar-values.yaml": t_sidecar,

@@ -37,6 +37,12 @@ pub struct Metrics {
     pub tail_checkpoint_lag_bytes: IntGauge,
     /// Deleted files copied to `data_dir/spool` until acknowledged.
     pub tail_spool_files: IntGauge,
+    /// `source.max_open_files` (so alerts can compare usage with the cap).
+    pub tail_open_files_limit: IntGauge,
+    /// `source.max_deleted_files`.
+    pub tail_deleted_files_limit: IntGauge,
+    /// `source.max_deleted_bytes`, bytes (also the spool's cap).
+    pub tail_deleted_bytes_limit: IntGauge,
     /// Bytes those copies take on disk.
     pub tail_spool_bytes: IntGauge,
     /// Pods in the metadata store (including deleted ones kept for their files).
@@ -154,6 +160,21 @@ impl Metrics {
                 &r,
                 "logferry_tail_checkpoint_lag_bytes",
                 "Bytes in log files not yet acknowledged by the sink, summed over files.",
+            ),
+            tail_open_files_limit: gauge(
+                &r,
+                "logferry_tail_open_files_limit",
+                "Configured source.max_open_files.",
+            ),
+            tail_deleted_files_limit: gauge(
+                &r,
+                "logferry_tail_deleted_files_limit",
+                "Configured source.max_deleted_files: deleted files held open beyond it lose their unread bytes.",
+            ),
+            tail_deleted_bytes_limit: gauge(
+                &r,
+                "logferry_tail_deleted_bytes_limit",
+                "Configured source.max_deleted_bytes: unread bytes of held-open deleted files (and spool bytes) beyond it are lost.",
             ),
             tail_spool_files: gauge(
                 &r,

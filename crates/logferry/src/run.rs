@@ -50,6 +50,16 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// the tailer fails. Exit code 2.
 pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+    let limit = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    metrics
+        .tail_open_files_limit
+        .set(limit(config.source.max_open_files as u64));
+    metrics
+        .tail_deleted_files_limit
+        .set(limit(config.source.max_deleted_files as u64));
+    metrics
+        .tail_deleted_bytes_limit
+        .set(limit(config.source.max_deleted_bytes));
     let ready = Arc::new(AtomicBool::new(false));
     let sink_health = Arc::new(std::sync::OnceLock::new());
     let stop_reading = CancellationToken::new();
