@@ -8,7 +8,7 @@
 //! otherwise the standard `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
 //! `NO_PROXY` environment variables apply (reqwest's system proxy rules).
 //!
-//! The forwarder's `Authorization` header comes from [`Credentials`], which
+//! The forwarder's `Authorization` header comes from `Credentials`, which
 //! re-reads the secret files on demand (after a `401`), so a rotated Secret is
 //! picked up without a restart.
 
