@@ -91,6 +91,7 @@ mod retry;
 mod ship;
 mod startup;
 mod state;
+mod tail;
 
 pub use client::build_client;
 pub use cloud::cloud_id_endpoint;
