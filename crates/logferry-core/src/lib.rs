@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 mod ack;
+mod airflow;
 mod config;
 mod file;
 mod level;
@@ -31,9 +32,10 @@ mod pod;
 mod record;
 
 pub use ack::{AckToken, Acker};
+pub use airflow::{next_offset, AirflowTask, TaskFields};
 pub use config::ConfigProblem;
 pub use file::{DevIno, FileId, SourceId};
 pub use level::Level;
 pub use path::{ContainerLink, KubeLogPath};
-pub use pod::{AirflowTask, ContainerMeta, MetadataOrigin, PodMeta};
+pub use pod::{ContainerMeta, MetadataOrigin, PodMeta};
 pub use record::{LogFormat, Record, RecordBatch, RecordFlags, Source, Stream};

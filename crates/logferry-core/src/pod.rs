@@ -1,5 +1,6 @@
 //! Pod metadata as the pipeline attaches it to records.
 
+use crate::airflow::AirflowTask;
 use std::collections::BTreeMap;
 
 /// Where a [`PodMeta`] came from.
@@ -27,27 +28,6 @@ pub struct ContainerMeta {
     pub id: Option<String>,
     /// Runtime name from the `containerID` prefix (`containerd`, `cri-o`, `docker`).
     pub runtime: Option<String>,
-}
-
-/// The Airflow task a worker pod runs, with *unsanitised* values.
-///
-/// Taken from the pod annotations that Airflow's `PodGenerator.construct_pod`
-/// writes, falling back to the (sanitised) labels; see
-/// <https://github.com/apache/airflow/blob/main/providers/cncf/kubernetes/src/airflow/providers/cncf/kubernetes/pod_generator.py>.
-#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct AirflowTask {
-    /// DAG id.
-    pub dag_id: String,
-    /// Task id.
-    pub task_id: String,
-    /// Run id, e.g. `manual__2025-08-12T15:05:57.691303+00:00`.
-    pub run_id: String,
-    /// Attempt, 1-based, as Airflow writes it.
-    pub try_number: String,
-    /// Map index; `-1` for unmapped tasks.
-    pub map_index: String,
-    /// Logical (execution) date in ISO-8601, when the pod carries it.
-    pub logical_date: Option<String>,
 }
 
 /// Metadata of one container of one pod: everything a record is enriched with.

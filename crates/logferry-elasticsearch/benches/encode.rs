@@ -59,6 +59,7 @@ fn main() {
                     log_id_template: "{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}"
                         .parse()
                         .unwrap(),
+                    task: None,
                 }),
                 id_scope: "node-a-1".into(),
             },

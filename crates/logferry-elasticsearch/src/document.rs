@@ -33,23 +33,16 @@
 //!
 //! ## Airflow
 //!
-//! With [`DocumentOptions::airflow`] set and `batch.meta.airflow` present
-//! (an Airflow worker pod), documents also get `log_id` and `offset`, the
-//! fields Airflow's Elasticsearch task handler queries (see
-//! <https://airflow.apache.org/docs/apache-airflow-providers-elasticsearch/stable/logging/index.html>):
-//!
-//! * If the message is a JSON object, its top-level members are copied to the
-//!   document's top level. Members whose key is a field logferry writes are
-//!   skipped, except `message`, which replaces the raw message (ECS), and the
-//!   task's own `log_id` and `offset`, which pass through unchanged.
-//! * Otherwise `log_id` is the configured template rendered with the pod's
-//!   task (`{dag_id} {task_id} {run_id} {map_index} {try_number}
-//!   {logical_date} {execution_date}`, Python `str.format` style, `{{` and `}}`
-//!   for braces), the message also goes into `event` (Airflow 3 reads `event`),
-//!   and `offset` = max(record time in ns, previous offset of the same file + 1):
-//!   at least 1 and strictly increasing per file.
-//!
-//! `end_of_log` records are ordinary records and are kept.
+//! With [`DocumentOptions::airflow`] set, a record whose task is known (see
+//! the private `airflow` module for the rules) also gets `log_id`, `offset` (one clock
+//! per log, [`logferry_core::next_offset`]) and `event` (Airflow 3 reads
+//! `event`, Airflow 2 `message`): the fields Airflow's Elasticsearch task
+//! handler queries
+//! (<https://airflow.apache.org/docs/apache-airflow-providers-elasticsearch/stable/logging/index.html>). If the message is a
+//! JSON object, its top-level members are copied to the document's top level;
+//! members whose key is a field logferry writes are skipped, except `message`,
+//! which replaces the raw message (ECS). `end_of_log` records are ordinary
+//! records and are kept.
 //!
 //! ## Costs
 //!
@@ -58,13 +51,14 @@
 //! record. Strings are escaped by hand with a copy-through fast path; invalid
 //! UTF-8 is replaced by U+FFFD.
 
+use crate::airflow::AirflowState;
 use crate::index::{data_stream_part, IndexNameTemplate};
-use crate::json::{write_i64, write_str, write_timestamp, write_u64};
+use crate::json::{write_str, write_timestamp, write_u64};
 use crate::log_id::LogIdTemplate;
 use crate::meta::MetaView;
 use crate::tail::{encode_ecs_tail, encode_fluentd_tail};
 use base64::Engine as _;
-use logferry_core::{Level, PodMeta, Record, RecordBatch, RecordFlags, Source, SourceId};
+use logferry_core::{AirflowTask, Level, PodMeta, Record, RecordBatch, RecordFlags, Source};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -112,6 +106,10 @@ pub struct AirflowOptions {
     /// Airflow's `[elasticsearch] log_id_template`, parsed, e.g.
     /// `{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}`.
     pub log_id_template: LogIdTemplate,
+    /// The task of every file that names none itself (neither pod, path nor
+    /// record): the sidecar's own task, e.g. from the pod's labels through the
+    /// downward API.
+    pub task: Option<AirflowTask>,
 }
 
 /// What documents look like.
@@ -170,8 +168,6 @@ pub const ECS_VERSION: &str = "8.11.0";
 
 /// Most cached files before the cache is emptied (bounded memory).
 const MAX_CACHED_FILES: usize = 4096;
-/// Most files whose last Airflow offset is remembered.
-const MAX_OFFSETS: usize = 65_536;
 
 /// Encodes records into JSON documents (see the module documentation for the
 /// fields). One encoder per task; it caches per-file parts, so reuse it.
@@ -179,10 +175,9 @@ pub struct DocumentEncoder {
     schema: Schema,
     host_name: Option<String>,
     cluster_name: Option<String>,
-    log_id: Option<LogIdTemplate>,
+    airflow: Option<AirflowState>,
     id_scope: String,
     files: FileCache,
-    offsets: HashMap<SourceId, i64>,
 }
 
 impl std::fmt::Debug for DocumentEncoder {
@@ -201,11 +196,20 @@ impl DocumentEncoder {
             schema: options.schema,
             host_name: options.host_name,
             cluster_name: options.cluster_name,
-            log_id: options.airflow.map(|a| a.log_id_template),
+            airflow: options
+                .airflow
+                .map(|a| AirflowState::new(a.log_id_template, a.task)),
             id_scope: options.id_scope,
             files: FileCache::default(),
-            offsets: HashMap::new(),
         }
+    }
+
+    /// Records of Airflow-enabled encoding that no rule could give a `log_id`
+    /// (see the rules in `src/airflow.rs`) since the last call; resets the count.
+    pub fn take_records_without_log_id(&mut self) -> u64 {
+        self.airflow
+            .as_mut()
+            .map_or(0, |a| std::mem::take(&mut a.without_log_id))
     }
 
     /// The document `_id` of `record` read from `source`, not scoped
@@ -260,7 +264,14 @@ impl DocumentEncoder {
         }
         let key = self.entry(batch);
         let entry = &self.files[&key];
-        encode_doc(self.schema, entry, &mut self.offsets, batch, record, out);
+        encode_doc(
+            self.schema,
+            entry,
+            self.airflow.as_mut(),
+            batch,
+            record,
+            out,
+        );
     }
 
     /// Appends one bulk item: the action line `{"create":{"_index":…,"_id":…}}`,
@@ -302,7 +313,14 @@ impl DocumentEncoder {
         out.extend_from_slice(&Self::document_id_in(&self.id_scope, &batch.source, record));
         out.extend_from_slice(b"\"}}\n");
         let start = out.len();
-        encode_doc(self.schema, entry, &mut self.offsets, batch, record, out);
+        encode_doc(
+            self.schema,
+            entry,
+            self.airflow.as_mut(),
+            batch,
+            record,
+            out,
+        );
         if let IndexNaming::DataStream { kind, dataset, .. } = naming {
             let name = &entry.index.as_ref().expect("index rendered above").1;
             let namespace = &name[kind.len() + dataset.len() + 2..];
@@ -377,14 +395,10 @@ impl DocumentEncoder {
                 Schema::Ecs => encode_ecs_tail(&view, self.cluster_name.as_deref(), &mut tail),
                 Schema::Fluentd => encode_fluentd_tail(&view, &mut tail),
             }
-            let log_id = match (&self.log_id, view.airflow) {
-                (Some(t), Some(task)) => {
-                    let mut lit = Vec::new();
-                    write_str(&mut lit, t.render(task).as_bytes());
-                    Some(lit)
-                }
-                _ => None,
-            };
+            let log_id = self
+                .airflow
+                .as_ref()
+                .and_then(|a| a.file_log_id(view.airflow, &batch.source.path));
             self.files.insert(
                 key,
                 FileEntry {
@@ -435,14 +449,14 @@ fn reserved(schema: Schema, key: &str) -> bool {
 fn encode_doc(
     schema: Schema,
     entry: &FileEntry,
-    offsets: &mut HashMap<SourceId, i64>,
+    airflow: Option<&mut AirflowState>,
     batch: &RecordBatch,
     record: &Record,
     out: &mut Vec<u8>,
 ) {
     let msg: &[u8] = &record.message;
     // Airflow JSON task records: parse the members first (they may replace `message`).
-    let members = match entry.log_id {
+    let members = match airflow {
         Some(_) if looks_like_object(msg) => serde_json::from_slice::<Members<'_>>(msg).ok(),
         _ => None,
     };
@@ -486,58 +500,24 @@ fn encode_doc(
     }
     out.extend_from_slice(&entry.tail);
 
-    if let Some(log_id) = &entry.log_id {
-        let last = offsets.get(&batch.source.id).copied().unwrap_or(0);
-        match &members {
-            Some(members) => {
-                let mut have_log_id = false;
-                let mut have_offset = false;
-                // Elasticsearch refuses duplicate keys; keep the first of each.
-                let mut written: Vec<&str> = Vec::with_capacity(members.0.len());
-                for (key, value) in &members.0 {
-                    let key: &str = key;
-                    if written.contains(&key) {
-                        continue;
-                    }
-                    written.push(key);
-                    match key {
-                        "log_id" => have_log_id = true,
-                        "offset" => {
-                            have_offset = true;
-                            if let Ok(v) = value.get().trim().parse::<i64>() {
-                                remember_offset(offsets, batch.source.id, v.max(last));
-                            }
-                        }
-                        k if reserved(schema, k) => continue,
-                        _ => {}
-                    }
-                    out.push(b',');
-                    write_str(out, key.as_bytes());
-                    out.push(b':');
-                    write_raw(out, value);
+    if let Some(airflow) = airflow {
+        if let Some(members) = &members {
+            // Elasticsearch refuses duplicate keys; keep the first of each.
+            let mut written: Vec<&str> = Vec::with_capacity(members.0.len());
+            for (key, value) in &members.0 {
+                let key: &str = key;
+                if written.contains(&key) || reserved(schema, key) {
+                    continue;
                 }
-                if !have_log_id {
-                    out.extend_from_slice(b",\"log_id\":");
-                    out.extend_from_slice(log_id);
-                }
-                if !have_offset {
-                    let offset = next_offset(last, record.timestamp_nanos);
-                    remember_offset(offsets, batch.source.id, offset);
-                    out.extend_from_slice(b",\"offset\":");
-                    write_i64(out, offset);
-                }
-            }
-            None => {
-                let offset = next_offset(last, record.timestamp_nanos);
-                remember_offset(offsets, batch.source.id, offset);
-                out.extend_from_slice(b",\"log_id\":");
-                out.extend_from_slice(log_id);
-                out.extend_from_slice(b",\"offset\":");
-                write_i64(out, offset);
-                out.extend_from_slice(b",\"event\":");
-                write_str(out, msg);
+                written.push(key);
+                out.push(b',');
+                write_str(out, key.as_bytes());
+                out.push(b':');
+                write_raw(out, value);
             }
         }
+        let members = members.as_ref().map(|m| m.0.as_slice());
+        airflow.write(entry.log_id.as_deref(), batch, record, members, out);
     }
     out.push(b'}');
 }
@@ -564,17 +544,6 @@ fn write_document(out: &mut Vec<u8>, doc: &[u8]) {
     }
 }
 
-fn next_offset(last: i64, nanos: i64) -> i64 {
-    nanos.max(last.saturating_add(1)).max(1)
-}
-
-fn remember_offset(offsets: &mut HashMap<SourceId, i64>, id: SourceId, offset: i64) {
-    if offsets.len() >= MAX_OFFSETS && !offsets.contains_key(&id) {
-        offsets.clear();
-    }
-    offsets.insert(id, offset);
-}
-
 fn looks_like_object(msg: &[u8]) -> bool {
     let t = msg.trim_ascii();
     t.first() == Some(&b'{') && t.last() == Some(&b'}')
@@ -583,7 +552,7 @@ fn looks_like_object(msg: &[u8]) -> bool {
 /// Copies a raw JSON value, turning insignificant line breaks into spaces
 /// (a valid JSON text has no raw line break inside strings), so the document
 /// stays on one NDJSON line.
-fn write_raw(out: &mut Vec<u8>, raw: &RawValue) {
+pub(crate) fn write_raw(out: &mut Vec<u8>, raw: &RawValue) {
     let bytes = raw.get().as_bytes();
     let at = out.len();
     out.extend_from_slice(bytes);
@@ -618,18 +587,5 @@ impl<'de> Deserialize<'de> for Members<'de> {
             }
         }
         d.deserialize_map(V)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offsets_are_strictly_increasing_and_positive() {
-        assert_eq!(next_offset(0, 0), 1);
-        assert_eq!(next_offset(0, -5), 1);
-        assert_eq!(next_offset(10, 5), 11);
-        assert_eq!(next_offset(10, 50), 50);
     }
 }

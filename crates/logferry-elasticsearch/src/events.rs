@@ -140,6 +140,12 @@ pub trait ForwarderEvents: Send + Sync + 'static {
     fn dead_lettered(&self, records: u64, to_file: bool) {
         let _ = (records, to_file);
     }
+    /// `records` of an Airflow-enabled encoder were shipped without `log_id`
+    /// and `offset`: no rule named their task (see `DocumentEncoder`), so
+    /// Airflow's task log handler cannot show them.
+    fn airflow_records_without_log_id(&self, records: u64) {
+        let _ = records;
+    }
     /// Bulk requests now in flight.
     fn in_flight_requests(&self, n: usize) {
         let _ = n;

@@ -192,6 +192,10 @@ impl Forwarder {
                             deadline = None;
                         }
                     }
+                    let unidentified = encoder.take_records_without_log_id();
+                    if unidentified > 0 {
+                        shared.events.airflow_records_without_log_id(unidentified);
+                    }
                     continue;
                 }
                 _ = timer => {}

@@ -68,6 +68,7 @@
 
 #![deny(missing_docs)]
 
+mod airflow;
 pub mod client;
 pub mod cloud;
 pub mod config;

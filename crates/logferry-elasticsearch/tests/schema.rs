@@ -7,7 +7,8 @@ mod common;
 
 use common::{config, record, ship, source, CountingEvents, T0};
 use logferry_core::{
-    AckToken, AirflowTask, ContainerMeta, MetadataOrigin, PodMeta, RecordBatch, Stream,
+    AckToken, AirflowTask, ContainerMeta, FileId, LogFormat, MetadataOrigin, PodMeta, RecordBatch,
+    Source, SourceId, Stream,
 };
 use logferry_elasticsearch::elasticsearch::SearchParts;
 use logferry_elasticsearch::{
@@ -251,6 +252,7 @@ fn airflow_options() -> DocumentOptions {
             log_id_template: "{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}"
                 .parse()
                 .unwrap(),
+            task: None,
         }),
         ..DocumentOptions::default()
     }
@@ -318,8 +320,8 @@ fn airflow_json_lines_pass_their_fields_through() {
         "the task's own log_id passes through"
     );
     assert_eq!(
-        d["offset"], 1626427744958776832u64,
-        "the task's own offset passes through"
+        d["offset"], TS,
+        "one clock per log: the runtime's time, not the task's own offset"
     );
     assert_eq!(
         d["message"], "Marking task as SUCCESS",
@@ -334,10 +336,13 @@ fn airflow_json_lines_pass_their_fields_through() {
     );
     assert_eq!(d["kubernetes"]["namespace"], "shop");
     assert_eq!(d["log"]["level"], "info");
-    assert!(d.get("event").is_none());
+    assert_eq!(
+        d["event"], "Marking task as SUCCESS",
+        "Airflow 3 reads `event`"
+    );
     let d = &docs[1];
     assert_eq!(d["log_id"], LOG_ID, "rendered when the line has none");
-    assert_eq!(d["offset"], TS, "computed when the line has none");
+    assert_eq!(d["offset"], TS, "another log_id: its own clock");
     assert_eq!(d["event"], "task started");
     assert_eq!(
         d["message"], bare,
@@ -374,12 +379,104 @@ fn airflow_json_lines_pass_their_fields_through() {
     );
     let text = String::from_utf8(out).unwrap();
     assert_eq!(text.matches("\"a\":").count(), 1, "{text}");
-    assert!(
-        text.contains(",\"offset\":5") && !text.contains("\"offset\":6"),
-        "{text}"
-    );
+    assert_eq!(text.matches(",\"offset\":").count(), 1, "{text}");
     assert_eq!(dup[0]["a"], 1);
-    assert_eq!(dup[0]["offset"], 5);
+    assert_eq!(dup[0]["offset"], TS);
+}
+
+fn files_batch(path: &str, records: Vec<logferry_core::Record>) -> RecordBatch {
+    let src = Arc::new(Source {
+        id: SourceId(99),
+        file: FileId {
+            dev: 1,
+            ino: 99,
+            fingerprint: 5,
+        },
+        path: path.into(),
+        kube: None,
+        container_id: None,
+        format: LogFormat::Plain,
+    });
+    RecordBatch {
+        ack: AckToken {
+            source: src.id,
+            seq: 0,
+        },
+        source: src,
+        records,
+        meta: None,
+    }
+}
+
+/// Issue 17: files mode (the sidecar) has no pod; the task comes from
+/// Airflow's task log path, and `offset` is the byte clock (start + 1), so a
+/// text line written just before a JSON record (whose own `offset` is its emit
+/// time) still sorts before it.
+#[test]
+fn airflow_files_mode_takes_the_task_from_the_log_path_with_one_byte_clock() {
+    let path = "/opt/airflow/logs/dag_id=etl/run_id=manual__2025-08-12T15:05:57.691303+00:00/task_id=load/attempt=1.log";
+    let json = r#"{"message": "json", "offset": 99, "log_id": "etl-load-manual__2025-08-12T15:05:57.691303+00:00--1-1"}"#;
+    let docs = encode(
+        airflow_options(),
+        &files_batch(
+            path,
+            vec![
+                record(0, TS + 5, "text before"),
+                record(12, TS, json),
+                record(200, TS - 9, "text after"),
+            ],
+        ),
+    );
+    let offsets: Vec<i64> = docs.iter().map(|d| d["offset"].as_i64().unwrap()).collect();
+    assert_eq!(offsets, [1, 13, 201]);
+    for d in &docs {
+        assert_eq!(d["log_id"], LOG_ID, "{d}");
+    }
+    assert_eq!(docs[1]["event"], "json");
+}
+
+/// Issue 17: the sidecar's configured task, and a file whose task nobody
+/// names: its text lines inherit the `log_id` of the file's JSON records, and
+/// lines before the first one are counted, not silently shipped.
+#[test]
+fn airflow_configured_task_inherited_log_id_and_unidentified_records_are_counted() {
+    let mut options = airflow_options();
+    options.airflow.as_mut().unwrap().task = Some(task());
+    let docs = encode(
+        options,
+        &files_batch("/var/log/app/worker.log", vec![record(0, TS, "hello")]),
+    );
+    assert_eq!(docs[0]["log_id"], LOG_ID);
+
+    let mut enc = DocumentEncoder::new(airflow_options());
+    let b = files_batch(
+        "/var/log/app/worker.log",
+        vec![
+            record(0, TS, "banner"),
+            record(7, TS, r#"{"message": "m", "log_id": "own-id"}"#),
+            record(50, TS, "text"),
+        ],
+    );
+    let docs: Vec<Value> = b
+        .records
+        .iter()
+        .map(|r| {
+            let mut out = Vec::new();
+            enc.encode(&b, r, &mut out);
+            serde_json::from_slice(&out).unwrap()
+        })
+        .collect();
+    assert!(docs[0].get("log_id").is_none() && docs[0].get("offset").is_none());
+    assert_eq!(enc.take_records_without_log_id(), 1);
+    assert_eq!(enc.take_records_without_log_id(), 0, "taking resets");
+    assert_eq!(
+        (docs[1]["log_id"].as_str(), docs[1]["offset"].as_i64()),
+        (Some("own-id"), Some(8))
+    );
+    assert_eq!(
+        (docs[2]["log_id"].as_str(), docs[2]["offset"].as_i64()),
+        (Some("own-id"), Some(51))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

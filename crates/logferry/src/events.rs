@@ -182,4 +182,8 @@ impl ForwarderEvents for DaemonForwarderEvents {
     fn in_flight_requests(&self, n: usize) {
         self.metrics.es_in_flight_requests.set(n as i64);
     }
+
+    fn airflow_records_without_log_id(&self, records: u64) {
+        self.metrics.airflow_records_without_log_id.inc_by(records);
+    }
 }

@@ -57,6 +57,8 @@ pub struct Metrics {
     pub records_without_metadata: IntCounterVec,
     /// Records dropped on purpose, by reason.
     pub dropped_records: IntCounterVec,
+    /// Records of an Airflow-enabled source shipped without `log_id` (no task known).
+    pub airflow_records_without_log_id: IntCounter,
     /// Records Elasticsearch accepted (2xx or 409 on create).
     pub es_sent_records: IntCounter,
     /// Bulk body bytes of accepted records.
@@ -215,6 +217,11 @@ impl Metrics {
                 "logferry_pipeline_dropped_records_total",
                 "Records dropped on purpose (exclusion, min_level).",
                 "reason",
+            ),
+            airflow_records_without_log_id: counter(
+                &r,
+                "logferry_airflow_records_without_log_id_total",
+                "Records of an Airflow-enabled source shipped without log_id/offset: neither the record, its pod, its path nor the configuration named the task.",
             ),
             es_sent_records: counter(
                 &r,

@@ -29,6 +29,9 @@ pub async fn stdout(
             encoder.encode(&batch, record, &mut buf);
             buf.push(b'\n');
         }
+        metrics
+            .airflow_records_without_log_id
+            .inc_by(encoder.take_records_without_log_id());
         // Blocking write of one batch; stdout is a pipe or a terminal.
         let written = tokio::task::block_in_place(|| {
             let mut out = std::io::stdout().lock();

@@ -60,6 +60,7 @@ pub fn to_document_options(c: &Config) -> es::DocumentOptions {
         cluster_name: c.kubernetes.cluster_name.clone(),
         airflow: c.airflow.enabled.then(|| es::AirflowOptions {
             log_id_template: c.airflow.log_id_template.clone(),
+            task: c.airflow.task.clone(),
         }),
         id_scope: c.id_scope.clone(),
     }

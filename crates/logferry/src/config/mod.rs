@@ -12,7 +12,7 @@ pub mod reader;
 pub use convert::{to_document_options, to_kube_config, to_tail_config};
 
 use logferry_core::ConfigProblem;
-use logferry_core::Level;
+use logferry_core::{AirflowTask, Level};
 use logferry_elasticsearch::{
     Auth, BatchConfig, Compression, ElasticsearchConfig, IndexNameTemplate, IndexTarget,
     LogIdTemplate, RetryConfig, Schema, TemplateOptions, TlsConfig,
@@ -106,6 +106,8 @@ pub struct Airflow {
     pub enabled: bool,
     /// Airflow's `log_id` template (Python `str.format` syntax), parsed.
     pub log_id_template: LogIdTemplate,
+    /// `airflow.task`: the task of files that name none themselves (sidecar).
+    pub task: Option<AirflowTask>,
 }
 
 /// The whole, validated configuration.
@@ -251,6 +253,7 @@ fn read_config(
                 })
             })
             .unwrap_or_default(),
+        task: read_airflow_task(af.section("task", p), p),
     };
     af.finish(p);
     let mut server = root.section("server", p);
@@ -736,6 +739,56 @@ fn library_problems(config: &Config, p: &mut Problems) {
     }
 }
 
+/// `airflow.task`: `dag_id`, `task_id`, `run_id`, `try_number` (required
+/// together), `map_index` (default `-1`). Values may come from the environment
+/// (`${AIRFLOW_DAG_ID}`, e.g. set from the pod's annotations through the
+/// downward API); a section whose `dag_id` expands to nothing means "no task"
+/// (the sidecar runs outside an Airflow worker pod).
+fn read_airflow_task(mut s: Section<'_>, p: &mut Problems) -> Option<AirflowTask> {
+    if !s.is_present() {
+        s.finish(p);
+        return None;
+    }
+    let mut text = |key: &str, p: &mut Problems| {
+        s.get(key, p, |v| match v {
+            serde_yaml_ng::Value::String(t) => Ok(t.clone()),
+            serde_yaml_ng::Value::Number(n) => Ok(n.to_string()),
+            _ => Err("expected a string or a number".to_owned()),
+        })
+        .unwrap_or_default()
+    };
+    let dag_id = text("dag_id", p);
+    let task_id = text("task_id", p);
+    let run_id = text("run_id", p);
+    let try_number = text("try_number", p);
+    let map_index = text("map_index", p);
+    let paths: Vec<String> = ["task_id", "run_id", "try_number"]
+        .iter()
+        .map(|k| s.path_of(k))
+        .collect();
+    s.finish(p);
+    if dag_id.is_empty() {
+        return None;
+    }
+    for (path, v) in paths.iter().zip([&task_id, &run_id, &try_number]) {
+        if v.is_empty() {
+            p.push(path, "required when airflow.task.dag_id is set");
+        }
+    }
+    Some(AirflowTask {
+        dag_id,
+        task_id,
+        run_id,
+        try_number,
+        map_index: if map_index.is_empty() {
+            "-1".into()
+        } else {
+            map_index
+        },
+        logical_date: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1163,5 +1216,40 @@ elasticsearch:
             checked += 1;
         }
         assert!(checked >= 30, "only {checked} README defaults were checked");
+    }
+
+    #[test]
+    fn airflow_task_comes_from_the_environment_or_is_absent() {
+        let text = "airflow:\n  enabled: true\n  task:\n    dag_id: ${AIRFLOW_DAG_ID:-}\n    task_id: ${AIRFLOW_TASK_ID:-}\n    run_id: '${AIRFLOW_RUN_ID:-}'\n    try_number: ${AIRFLOW_TRY_NUMBER:-}\n";
+        let env = |k: &str| match k {
+            "AIRFLOW_DAG_ID" => Some("etl".to_owned()),
+            "AIRFLOW_TASK_ID" => Some("load".to_owned()),
+            "AIRFLOW_RUN_ID" => Some("manual__2026-11-22T13:40:00+00:00".to_owned()),
+            "AIRFLOW_TRY_NUMBER" => Some("2".to_owned()),
+            _ => None,
+        };
+        let c = Config::parse(text, env).unwrap();
+        let t = c.airflow.task.unwrap();
+        assert_eq!(
+            (
+                t.dag_id.as_str(),
+                t.run_id.as_str(),
+                t.try_number.as_str(),
+                t.map_index.as_str()
+            ),
+            ("etl", "manual__2026-11-22T13:40:00+00:00", "2", "-1")
+        );
+        // Outside an Airflow pod the variables are unset: no task, no error.
+        assert!(parse(text).unwrap().airflow.task.is_none());
+        let problems = parse("airflow: {task: {dag_id: etl}}").unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "airflow.task.task_id",
+                "airflow.task.run_id",
+                "airflow.task.try_number"
+            ]
+        );
     }
 }
