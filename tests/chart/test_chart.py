@@ -406,9 +406,19 @@ def t_default(values: Path) -> None:
     assert_daemonset(objs, v)
     check(
         {o["kind"] for o in objs}
-        == {"DaemonSet", "ConfigMap", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"},
+        == {"DaemonSet", "ConfigMap", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Pod"},
         f"default objects: {sorted(o['kind'] for o in objs)}",
     )
+    # The `helm test` hook: the release's binary validates the release's ConfigMap.
+    test_pod = one(objs, "Pod")
+    check(test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test", "the Pod is a helm test hook")
+    tc = test_pod["spec"]["containers"][0]
+    ds_c = ds_parts(objs)[3]
+    check(tc["image"] == ds_c["image"], "helm test runs the release's image")
+    check(tc["args"] == ["validate", "--config", CONTAINER_CONFIG], f"helm test args: {tc['args']}")
+    cm_vol = next(v for v in test_pod["spec"]["volumes"] if v["name"] == "config")
+    check(cm_vol["configMap"]["name"] == daemon_config(objs)["metadata"]["name"],
+          "helm test validates the release's ConfigMap")
     cfg = yaml.safe_load(daemon_config(objs)["data"]["logferry.yaml"])
     check(cfg["elasticsearch"]["endpoints"] == ["http://elasticsearch-master:9200"], "endpoints")
     check("auth" not in cfg["elasticsearch"], "no auth without Secrets")
