@@ -221,6 +221,34 @@ pub struct ElasticsearchConfig {
     /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY` environment
     /// variables apply.
     pub proxy: Option<String>,
+    /// Bounds of the dead-letter file on the node's disk.
+    pub dead_letter_file: DeadLetterFileConfig,
+}
+
+/// Bounds of the dead-letter file (`dead-letter.ndjson` in `dead_letter_dir`).
+///
+/// The file is rotated when the next write would take it past `max_bytes`
+/// (`dead-letter.ndjson.1` is the newest rotated copy, up to `.{max_files -
+/// 1}`). Rotated copies are never deleted by logferry: when every slot is
+/// taken the file is *full*, documents that need it are not acknowledged
+/// (reading pauses, the log files stay the buffer) and a loud error says so
+/// until an operator moves the copies away. At most `max_bytes × max_files`
+/// bytes on disk.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct DeadLetterFileConfig {
+    /// Largest size of one file, in bytes (default 100 MiB).
+    pub max_bytes: u64,
+    /// Files kept, the current one included (default 5).
+    pub max_files: usize,
+}
+
+impl Default for DeadLetterFileConfig {
+    fn default() -> Self {
+        DeadLetterFileConfig {
+            max_bytes: 100 << 20,
+            max_files: 5,
+        }
+    }
 }
 
 impl ElasticsearchConfig {
@@ -244,6 +272,7 @@ impl ElasticsearchConfig {
             pipeline: None,
             headers: Vec::new(),
             proxy: None,
+            dead_letter_file: DeadLetterFileConfig::default(),
         }
     }
 }

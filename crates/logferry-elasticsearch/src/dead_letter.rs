@@ -15,6 +15,7 @@
 //! appended (and synced) to `<dead_letter_dir>/dead-letter.ndjson`:
 //! `{"@timestamp":…,"error":{…},"document":"<the refused document as a string>"}`.
 
+use crate::config::DeadLetterFileConfig;
 use crate::error::Error;
 use crate::json::{write_str, write_timestamp, write_u64};
 use std::io::Write as _;
@@ -106,18 +107,48 @@ pub(crate) fn file_line(status: u16, kind: &str, reason: &str, doc: &[u8]) -> Ve
     out
 }
 
-/// Appends `lines` to the dead-letter file in `dir` and syncs it.
+/// Appends `lines` to the dead-letter file in `dir` and syncs it, rotating
+/// it first when the write would take it past `limits.max_bytes`.
 ///
 /// # Errors
 ///
-/// [`Error::DeadLetterFile`] when the directory or file cannot be written.
-pub(crate) fn append_to_file(dir: &Path, lines: &[u8]) -> Result<PathBuf, Error> {
+/// [`Error::DeadLetterFile`] when the directory or file cannot be written,
+/// [`Error::DeadLetterFull`] when every rotation slot is taken (nothing is
+/// written then).
+pub(crate) fn append_to_file(
+    dir: &Path,
+    lines: &[u8],
+    limits: DeadLetterFileConfig,
+) -> Result<PathBuf, Error> {
     let path = dir.join(DEAD_LETTER_FILE);
     let io = |source| Error::DeadLetterFile {
         path: path.clone(),
         source,
     };
     std::fs::create_dir_all(dir).map_err(io)?;
+    let size = match std::fs::metadata(&path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(io(e)),
+    };
+    if size > 0 && size + lines.len() as u64 > limits.max_bytes {
+        let rotated = |n: usize| dir.join(format!("{DEAD_LETTER_FILE}.{n}"));
+        let last = limits.max_files.saturating_sub(1);
+        if last == 0 || rotated(last).exists() {
+            return Err(Error::DeadLetterFull {
+                path: path.clone(),
+                max_bytes: limits.max_bytes,
+                max_files: limits.max_files,
+            });
+        }
+        // Shift .1 → .2 … (the highest free slot first), then the current → .1.
+        let mut n = (1..last).rev().find(|&n| rotated(n).exists()).unwrap_or(0);
+        while n >= 1 {
+            std::fs::rename(rotated(n), rotated(n + 1)).map_err(io)?;
+            n -= 1;
+        }
+        std::fs::rename(&path, rotated(1)).map_err(io)?;
+    }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -153,13 +184,56 @@ mod tests {
         assert_eq!(doc["event"]["original"], r#"{"message":"hi\n"}"#);
         assert_eq!(doc["elasticsearch"]["index"], "logs-1");
         let dir = tempfile::tempdir().unwrap();
-        append_to_file(dir.path(), &file_line(413, "too_large", "r", b"{}")).unwrap();
-        append_to_file(dir.path(), &file_line(400, "x", "r", b"{}")).unwrap();
+        let limits = DeadLetterFileConfig::default();
+        append_to_file(dir.path(), &file_line(413, "too_large", "r", b"{}"), limits).unwrap();
+        append_to_file(dir.path(), &file_line(400, "x", "r", b"{}"), limits).unwrap();
         let text = std::fs::read_to_string(dir.path().join(DEAD_LETTER_FILE)).unwrap();
         assert_eq!(text.lines().count(), 2);
         for l in text.lines() {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             assert_eq!(v["document"], "{}");
         }
+    }
+
+    /// Regression (issue 10, item 4): the dead-letter file grew without bound
+    /// on the node's disk. Now it rotates at `max_bytes`, keeps `max_files`
+    /// files, and refuses to write (never deletes a dead letter) when full.
+    #[test]
+    fn the_dead_letter_file_rotates_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = DeadLetterFileConfig {
+            max_bytes: 1000,
+            max_files: 3,
+        };
+        let line = file_line(400, "mapper_parsing_exception", "r", &[b'x'; 300]);
+        let mut written = 0;
+        let full = loop {
+            match append_to_file(dir.path(), &line, limits) {
+                Ok(_) => written += 1,
+                Err(e) => break e,
+            }
+            assert!(written < 100, "never full");
+        };
+        assert!(
+            matches!(full, Error::DeadLetterFull { max_files: 3, .. }),
+            "{full:?}"
+        );
+        assert!(full.is_retryable(), "retried once space is made");
+        let mut total = 0;
+        let mut lines = 0;
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.len() as u64 <= limits.max_bytes, "{}", path.display());
+            total += text.len() as u64;
+            lines += text.lines().count();
+        }
+        assert_eq!(lines, written, "every written dead letter is kept");
+        assert!(total <= limits.max_bytes * limits.max_files as u64);
+        assert!(dir.path().join("dead-letter.ndjson.2").exists());
+        assert!(!dir.path().join("dead-letter.ndjson.3").exists());
+        // The operator moves the rotated copies away: writing resumes.
+        std::fs::remove_file(dir.path().join("dead-letter.ndjson.2")).unwrap();
+        append_to_file(dir.path(), &line, limits).unwrap();
     }
 }

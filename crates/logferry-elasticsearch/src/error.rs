@@ -107,6 +107,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The dead-letter file and every rotated copy are full: nothing more is
+    /// written (and what needs it is not acknowledged) until an operator
+    /// moves the copies away.
+    #[error("dead-letter file {path} is full ({max_files} files of {max_bytes} bytes): move the rotated copies (.1, .2, …) away")]
+    DeadLetterFull {
+        /// The current file.
+        path: PathBuf,
+        /// `dead_letter_file.max_bytes`.
+        max_bytes: u64,
+        /// `dead_letter_file.max_files`.
+        max_files: usize,
+    },
 }
 
 impl Error {
@@ -119,7 +131,7 @@ impl Error {
             Error::Status { status, .. } => {
                 matches!(*status, 401 | 403 | 408 | 429) || *status >= 500
             }
-            Error::DeadLetterFile { .. } => true,
+            Error::DeadLetterFile { .. } | Error::DeadLetterFull { .. } => true,
             Error::InvalidEndpoint { .. }
             | Error::ReadSecret { .. }
             | Error::Tls { .. }
@@ -143,6 +155,7 @@ impl Error {
             Error::Status { .. } => "http_status",
             Error::InvalidResponse { .. } => "invalid_response",
             Error::DeadLetterFile { .. } => "dead_letter_file",
+            Error::DeadLetterFull { .. } => "dead_letter_full",
         }
     }
 }

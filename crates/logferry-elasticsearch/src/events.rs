@@ -135,6 +135,12 @@ pub trait ForwarderEvents: Send + Sync + 'static {
     fn retries(&self, records: u64) {
         let _ = records;
     }
+    /// `records` refused documents could not be written because the
+    /// dead-letter file is full (see [`crate::DeadLetterFileConfig`]); they
+    /// stay unacknowledged and are retried. Called per attempt.
+    fn dead_letter_file_full(&self, records: u64) {
+        let _ = records;
+    }
     /// `records` went to the dead-letter index (`to_file == false`) or, when
     /// that refused them too, to the dead-letter file.
     fn dead_lettered(&self, records: u64, to_file: bool) {

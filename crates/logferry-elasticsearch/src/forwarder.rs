@@ -79,6 +79,7 @@ impl Forwarder {
             compression: config.compression,
             dead_letter_index,
             dead_letter_dir: config.dead_letter_dir.clone(),
+            dead_letter_file: config.dead_letter_file,
             counters: Counters::default(),
             in_flight: AtomicUsize::new(0),
         });

@@ -97,8 +97,8 @@ mod tail;
 pub use client::build_client;
 pub use cloud::cloud_id_endpoint;
 pub use config::{
-    Auth, BatchConfig, Compression, ElasticsearchConfig, IndexTarget, RetryConfig, TemplateOptions,
-    TlsConfig,
+    Auth, BatchConfig, Compression, DeadLetterFileConfig, ElasticsearchConfig, IndexTarget,
+    RetryConfig, TemplateOptions, TlsConfig,
 };
 pub use document::{AirflowOptions, DocumentEncoder, DocumentOptions, Schema};
 /// The `elasticsearch` crate, re-exported for users of [`build_client`].

@@ -4,6 +4,7 @@
 
 use crate::batch::{Bulk, BulkBuilder, Item, ItemKind};
 use crate::dead_letter;
+use crate::error::Error;
 use crate::events::ItemErrorReason;
 use crate::request::{send, Sent};
 use crate::response::{BulkResponse, Verdict};
@@ -238,12 +239,22 @@ async fn to_file(shared: &Shared, bulk: &Bulk, items: &[(&Item, u16, &str, Strin
     loop {
         let dir = shared.dead_letter_dir.clone();
         let data = lines.clone();
+        let limits = shared.dead_letter_file;
         let result =
-            tokio::task::spawn_blocking(move || dead_letter::append_to_file(&dir, &data)).await;
+            tokio::task::spawn_blocking(move || dead_letter::append_to_file(&dir, &data, limits))
+                .await;
         match result {
             Ok(Ok(path)) => {
                 warn!(records = items.len(), path = %path.display(), "documents refused by Elasticsearch, also by the dead-letter index, were written to the dead-letter file");
                 break;
+            }
+            Ok(Err(e @ Error::DeadLetterFull { .. })) => {
+                // Backpressure: these records stay unacknowledged, so their
+                // files are not read further (the files are the buffer).
+                shared.events.dead_letter_file_full(items.len() as u64);
+                let delay = backoff.next_delay();
+                error!(error = %e, records = items.len(), retry_in = ?delay, "DEAD-LETTER FILE FULL: refused documents are held unacknowledged and reading pauses until the rotated copies are moved away");
+                tokio::time::sleep(delay).await;
             }
             Ok(Err(e)) => {
                 let delay = backoff.next_delay();

@@ -67,6 +67,7 @@ pub(crate) struct Shared {
     pub(crate) compression: Compression,
     pub(crate) dead_letter_index: String,
     pub(crate) dead_letter_dir: PathBuf,
+    pub(crate) dead_letter_file: crate::config::DeadLetterFileConfig,
     pub(crate) counters: Counters,
     pub(crate) in_flight: AtomicUsize,
 }

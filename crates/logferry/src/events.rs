@@ -179,6 +179,10 @@ impl ForwarderEvents for DaemonForwarderEvents {
             .inc_by(records);
     }
 
+    fn dead_letter_file_full(&self, records: u64) {
+        self.metrics.es_dead_letter_file_full.inc_by(records);
+    }
+
     fn in_flight_requests(&self, n: usize) {
         self.metrics.es_in_flight_requests.set(n as i64);
     }

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub shutdown_drain_timeouts: IntCounter,
     /// The NATS source's and sink's families (`logferry_nats_*`).
     pub nats: crate::nats::NatsMetrics,
+    /// Refused documents held back because the dead-letter file is full (per attempt).
+    pub es_dead_letter_file_full: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -278,6 +280,11 @@ impl Metrics {
                 "Shutdowns whose drain timeout fired with records not delivered (they are read again at the next start).",
             ),
             nats: crate::nats::NatsMetrics::register(&r),
+            es_dead_letter_file_full: counter(
+                &r,
+                "logferry_elasticsearch_dead_letter_file_full_total",
+                "Refused documents held unacknowledged because the dead-letter file and its rotated copies are full (counted per write attempt).",
+            ),
             registry: r,
         };
         m.kubernetes_store_synced.set(0);

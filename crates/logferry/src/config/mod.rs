@@ -14,8 +14,8 @@ pub use convert::{to_document_options, to_kube_config, to_tail_config};
 use logferry_core::ConfigProblem;
 use logferry_core::{AirflowTask, Level};
 use logferry_elasticsearch::{
-    Auth, BatchConfig, Compression, ElasticsearchConfig, IndexNameTemplate, IndexTarget,
-    LogIdTemplate, RetryConfig, Schema, TemplateOptions, TlsConfig,
+    Auth, BatchConfig, Compression, DeadLetterFileConfig, ElasticsearchConfig, IndexNameTemplate,
+    IndexTarget, LogIdTemplate, RetryConfig, Schema, TemplateOptions, TlsConfig,
 };
 use logferry_kube::KubeConfig;
 use logferry_tail::{MultilineConfig, ReadFrom, TailConfig};
@@ -664,12 +664,23 @@ fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> 
                 .collect()
         })
         .unwrap_or_default();
+    let mut dl = s.section("dead_letter_file", p);
+    let dead_letter_file = DeadLetterFileConfig {
+        max_bytes: dl
+            .size("max_bytes", p)
+            .unwrap_or(d.dead_letter_file.max_bytes),
+        max_files: dl
+            .positive("max_files", p)
+            .unwrap_or(d.dead_letter_file.max_files),
+    };
+    dl.finish(p);
     let e = Elasticsearch {
         forwarder: ElasticsearchConfig {
             template,
             pipeline: s.string("pipeline", p),
             headers,
             proxy: s.string("proxy", p),
+            dead_letter_file,
             endpoints,
             target,
             auth,
