@@ -46,10 +46,11 @@ pub struct KubeConfig {
     /// 5 seconds (kube's default keeps growing during long outages, which delays the
     /// re-list after the API comes back).
     pub backoff_max: Duration,
-    /// Where deleted pods' metadata is kept across restarts, one small JSON file per
-    /// pod (see the `tombstones` module): a restarted logferry enriches the late
-    /// lines of a pod deleted before the restart like the first ones. `None` keeps it
-    /// in memory only. Default `None`; the daemon uses `<data_dir>/deleted-pods`.
+    /// Where the store's entries (live pods and tombstones) are kept across
+    /// restarts, in `pods.json` (see [`PodStore::persist`](crate::PodStore::persist)):
+    /// a restarted logferry enriches the late lines of pods deleted before the restart,
+    /// or while it was down, like the first ones. `None` keeps them in memory only.
+    /// Default `None`; the daemon uses its `data_dir`.
     pub state_dir: Option<PathBuf>,
 }
 

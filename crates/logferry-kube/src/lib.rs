@@ -24,9 +24,12 @@
 //!   any of their files is [pinned](PodStore::pin) and for
 //!   [`KubeConfig::metadata_grace`] after the last [release](PodStore::release) (or
 //!   after deletion when never pinned). A file seen before its pod's `ADDED` event
-//!   waits up to [`KubeConfig::lookup_wait`] for it. With [`KubeConfig::state_dir`],
-//!   tombstones are also kept on disk and loaded at start, so lines read after a
-//!   restart from files of a pod deleted before it keep their metadata.
+//!   waits up to [`KubeConfig::lookup_wait`] for it.
+//! * **Metadata that outlives the process.** With [`KubeConfig::state_dir`], the
+//!   future of [`PodStore::persist`] keeps every entry (live pods and tombstones,
+//!   bounded) in `pods.json` and loads it at start, so lines read after a restart
+//!   from files of pods deleted before it, or while no logferry ran, keep their
+//!   metadata. Saved entries are used only for uids the API no longer lists.
 //! * **Degraded mode.** While the API is unreachable, times out or forbids the watch,
 //!   lookups of unknown pods answer at once with [`Lookup::PathOnly`] and the cause is
 //!   logged once; known pods keep their metadata, and full metadata resumes when a
@@ -59,9 +62,9 @@ mod entry;
 mod error;
 mod events;
 mod lookup;
+mod snapshot;
 mod state;
 mod store;
-mod tombstones;
 mod watch;
 
 pub use airflow::airflow_task;
@@ -69,5 +72,6 @@ pub use config::{KubeConfig, AIRFLOW_ANNOTATIONS};
 pub use error::KubeError;
 pub use events::{KubeEvents, NoopEvents, WATCHED_RESOURCES};
 pub use lookup::{Lookup, PathOnlyReason, StoreMemory};
+pub use snapshot::PodPersist;
 pub use store::PodStore;
 pub use watch::PodWatch;

@@ -10,7 +10,6 @@ use logferry_core::{ContainerMeta, KubeLogPath, MetadataOrigin, PodMeta};
 use tokio::time::Instant;
 
 use crate::entry::PodInfo;
-use crate::tombstones::TombstoneOp;
 use crate::{KubeError, Lookup, PathOnlyReason};
 
 /// How many uids of evicted pods are remembered, so that late lookups answer
@@ -48,9 +47,9 @@ pub(crate) struct State {
     pub unavailable: Option<&'static str>,
     /// Causes already logged during the current outage.
     pub warned: HashSet<&'static str>,
-    /// Changes to the deleted pods kept on disk, applied after the lock is
-    /// released; `None` without [`KubeConfig::state_dir`].
-    pub tombstone_ops: Option<Vec<TombstoneOp>>,
+    /// Counts changes to the pod entries (added, changed, deleted, revived,
+    /// evicted): the snapshot writer saves when it moved (see `snapshot`).
+    pub generation: u64,
 }
 
 /// What changed, for reporting through [`KubeEvents`] after the lock is released.
@@ -60,7 +59,7 @@ pub(crate) struct Report {
 }
 
 impl State {
-    fn report(&mut self, size_changed: bool) -> Report {
+    pub fn report(&mut self, size_changed: bool) -> Report {
         let synced = self.pods_synced && self.ns_synced;
         let synced_changed = synced != self.reported_synced;
         self.reported_synced = synced;
@@ -75,26 +74,19 @@ impl State {
         self.report(false)
     }
 
-    fn persist(&mut self, op: impl FnOnce() -> TombstoneOp) {
-        if let Some(ops) = &mut self.tombstone_ops {
-            ops.push(op());
-        }
-    }
-
     pub fn pod_apply(&mut self, info: PodInfo) -> Report {
         if let Some(seen) = &mut self.pod_init {
             seen.insert(String::from(&*info.uid));
         }
         match self.pods.get_mut(&*info.uid) {
             Some(entry) => {
+                let mut changed = entry.deleted_at.take().is_some();
                 if entry.info != info {
                     entry.info = info;
                     entry.metas.clear();
+                    changed = true;
                 }
-                if entry.deleted_at.take().is_some() {
-                    let uid = String::from(&*entry.info.uid);
-                    self.persist(|| TombstoneOp::Remove(uid));
-                }
+                self.generation += u64::from(changed);
                 self.report(false)
             }
             None => {
@@ -109,6 +101,7 @@ impl State {
                         metas: Vec::new(),
                     },
                 );
+                self.generation += 1;
                 self.report(true)
             }
         }
@@ -128,10 +121,7 @@ impl State {
             entry.metas.clear();
         }
         entry.deleted_at.get_or_insert(now);
-        if changed {
-            let info = entry.info.clone();
-            self.persist(|| TombstoneOp::Save(info));
-        }
+        self.generation += u64::from(changed);
         self.report(size_changed)
     }
 
@@ -141,9 +131,7 @@ impl State {
         for (uid, entry) in self.pods.iter_mut() {
             if entry.deleted_at.is_none() && !seen.contains(uid) {
                 entry.deleted_at = Some(now);
-                if let Some(ops) = &mut self.tombstone_ops {
-                    ops.push(TombstoneOp::Save(entry.info.clone()));
-                }
+                self.generation += 1;
             }
         }
         self.pods_synced = true;
@@ -221,6 +209,33 @@ impl State {
         now >= since + grace
     }
 
+    /// Adds the entries a previous run saved (see `snapshot`) that this store does
+    /// not know: the API's word wins over the file's. An entry saved as live stays
+    /// live until the end of the pod watch's (re-)list, which tombstones it if the pod
+    /// is gone; once synced it is a tombstone at once. Tombstones' grace starts `now`
+    /// (the files that pin them are found again only after the restart). Uids already
+    /// evicted by this run are not brought back. Returns how many were added.
+    pub fn merge_saved(&mut self, saved: Vec<(PodInfo, bool)>, now: Instant) -> usize {
+        let mut added = 0;
+        for (info, deleted) in saved {
+            if self.pods.contains_key(&*info.uid) || self.evicted.contains(&*info.uid) {
+                continue;
+            }
+            let deleted_at = (deleted || self.pods_synced).then_some(now);
+            self.pods.insert(
+                String::from(&*info.uid),
+                Entry {
+                    info,
+                    deleted_at,
+                    metas: Vec::new(),
+                },
+            );
+            added += 1;
+        }
+        self.generation += added as u64;
+        added
+    }
+
     /// Evicts tombstones whose grace has run out. Returns whether anything was evicted.
     pub fn sweep(&mut self, now: Instant, grace: Duration) -> Report {
         let expired: Vec<String> = self
@@ -236,7 +251,7 @@ impl State {
                 }
             }
             self.remember_evicted(uid.clone());
-            self.persist(|| TombstoneOp::Remove(uid.clone()));
+            self.generation += 1;
         }
         let pods = &self.pods;
         self.pins

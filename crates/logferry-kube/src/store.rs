@@ -10,7 +10,6 @@ use tokio::time::Instant;
 
 use crate::config::compile_allowlist;
 use crate::state::{is_mirror, Entry, Report, State};
-use crate::tombstones;
 use crate::{KubeConfig, KubeEvents, Lookup, PathOnlyReason, StoreMemory};
 use globset::GlobSet;
 
@@ -47,16 +46,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Applies `f` to the state under the lock, then reports and wakes waiting lookups.
     pub fn update(&self, f: impl FnOnce(&mut State) -> Report) {
-        let (report, ops) = {
-            let mut state = self.state.lock();
-            let report = f(&mut state);
-            (report, state.tombstone_ops.as_mut().map(std::mem::take))
-        };
-        if let (Some(dir), Some(ops)) = (&self.config.state_dir, ops) {
-            if !ops.is_empty() {
-                tombstones::apply(dir, ops);
-            }
-        }
+        let report = f(&mut self.state.lock());
         if let Some(n) = report.store_size {
             self.events.store_size(n);
         }
@@ -73,33 +63,7 @@ impl PodStore {
         for e in errors {
             tracing::warn!(error = %e, source = %std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default(), "annotation allowlist pattern matched literally");
         }
-        let mut state = State::default();
-        if let (Some(dir), false) = (&config.state_dir, disabled) {
-            match tombstones::load(dir) {
-                Ok(infos) => {
-                    if !infos.is_empty() {
-                        tracing::info!(pods = infos.len(), dir = %dir.display(),
-                            "loaded deleted pods' metadata kept by the previous run");
-                    }
-                    let now = Instant::now();
-                    for info in infos {
-                        state.pods.insert(
-                            String::from(&*info.uid),
-                            Entry {
-                                info,
-                                deleted_at: Some(now),
-                                metas: Vec::new(),
-                            },
-                        );
-                    }
-                    state.tombstone_ops = Some(Vec::new());
-                }
-                Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e,
-                        "cannot keep deleted pods' metadata on disk; it lives in memory only");
-                }
-            }
-        }
+        let state = State::default();
         PodStore {
             shared: Arc::new(Shared {
                 config,

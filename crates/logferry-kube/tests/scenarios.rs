@@ -696,7 +696,7 @@ async fn s9_deleted_pod_metadata_survives_a_restart() {
     let state = tempfile::tempdir().unwrap();
     let cfg = KubeConfig {
         metadata_grace: Duration::from_secs(1),
-        state_dir: Some(state.path().join("deleted-pods")),
+        state_dir: Some(state.path().to_owned()),
         ..config()
     };
     let double = double().await;
@@ -711,15 +711,22 @@ async fn s9_deleted_pod_metadata_survives_a_restart() {
     let before = found(h.store.lookup(&late, None).await);
     h.store.pin("uid-task-1");
     h.double.delete_pod("batch", "task-1").unwrap();
-    let file = state.path().join("deleted-pods/uid-task-1.json");
-    wait_until("the deleted pod kept on disk", || file.exists()).await;
-    assert!(
-        !state.path().join("deleted-pods/uid-live.json").exists(),
-        "live pods are not written"
-    );
+    let file = state.path().join("pods.json");
+    let saved = |uid: &str| -> Option<bool> {
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).ok()?).ok()?;
+        doc["pods"]
+            .as_array()?
+            .iter()
+            .find(|p| p["pod"]["uid"] == uid)
+            .map(|p| p["deleted"] == true)
+    };
+    wait_until("the deleted pod saved as deleted", || {
+        saved("uid-task-1") == Some(true)
+    })
+    .await;
+    assert_eq!(saved("uid-live"), Some(false), "live pods are saved too");
     // logferry restarts (the old store stops) against an API that has no such pod.
-    h.shutdown.cancel();
-    drop(h);
+    h.stop().await;
     let double = self::double().await;
     double
         .create_pod(pod("batch", "live", "uid-live", NODE))
@@ -732,7 +739,7 @@ async fn s9_deleted_pod_metadata_survives_a_restart() {
             .lookup(&log_path("batch", "live", "uid-live", "app"), None)
             .await,
     );
-    // Nothing pins it in the new run: evicted after the grace, file removed.
+    // Nothing pins it in the new run: evicted after the grace, and from the file.
     eventually("expired after the grace", || async {
         matches!(
             h.store.lookup(&late, None).await,
@@ -740,5 +747,58 @@ async fn s9_deleted_pod_metadata_survives_a_restart() {
         )
     })
     .await;
-    wait_until("file removed on eviction", || !file.exists()).await;
+    wait_until("evicted from the file", || saved("uid-task-1").is_none()).await;
+}
+
+/// 10. Pods deleted while logferry is down (their `DELETED` event seen by no one)
+///     keep their metadata: the entries saved while they were live are used for
+///     their files, expire by the grace rule, and a pod recreated under the same name
+///     with another uid never inherits them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s10_pods_deleted_while_down_keep_their_metadata() {
+    let state = tempfile::tempdir().unwrap();
+    let cfg = KubeConfig {
+        metadata_grace: Duration::from_secs(1),
+        state_dir: Some(state.path().to_owned()),
+        ..config()
+    };
+    let double = double().await;
+    double
+        .create_pod(pod_with("batch", "task-2", "uid-old", NODE, &["app"]))
+        .unwrap();
+    let h = start_synced(double, cfg.clone()).await;
+    let old_file = log_path("batch", "task-2", "uid-old", "app");
+    let before = found(h.store.lookup(&old_file, None).await);
+    let file = state.path().join("pods.json");
+    wait_until("the live pod saved", || {
+        std::fs::read_to_string(&file).is_ok_and(|s| s.contains("uid-old"))
+    })
+    .await;
+    h.stop().await;
+    // While down: the pod is deleted and recreated under the same name.
+    let double = self::double().await;
+    double
+        .create_pod(pod_with("batch", "task-2", "uid-new", NODE, &["app"]))
+        .unwrap();
+    let h = start_synced(double, cfg).await;
+    h.store.pin("uid-old");
+    let after = found(h.store.lookup(&old_file, None).await);
+    assert_eq!(*after, *before, "the old pod's own metadata");
+    let new = found(
+        h.store
+            .lookup(&log_path("batch", "task-2", "uid-new", "app"), None)
+            .await,
+    );
+    assert_eq!(new.pod_uid, "uid-new", "the new pod is not the old one");
+    // A tombstone now (the list did not have it): the grace runs from the release.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    found(h.store.lookup(&old_file, None).await);
+    h.store.release("uid-old");
+    eventually("expired after the grace", || async {
+        matches!(
+            h.store.lookup(&old_file, None).await,
+            Lookup::PathOnly(_, PathOnlyReason::Expired)
+        )
+    })
+    .await;
 }

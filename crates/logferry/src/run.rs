@@ -347,8 +347,9 @@ struct ReadSummary {
     bytes: u64,
 }
 
-/// The pod store (none outside `source.mode: kubernetes`) and the task of its watch,
-/// which ends once `shutdown` is cancelled.
+/// The pod store (none outside `source.mode: kubernetes`) and the task of its watch
+/// and persistence (`<data_dir>/pods.json`), which ends once `shutdown` is cancelled
+/// and the final save is written.
 async fn start_pod_store(
     config: &Config,
     metrics: &Arc<Metrics>,
@@ -372,7 +373,11 @@ async fn start_pod_store(
                 Arc::new(DaemonKubeEvents::new(metrics.clone())),
                 shutdown.clone(),
             );
-            (Some(store), Some(tokio::spawn(watch)))
+            let persist = store.persist(shutdown.clone());
+            let tasks = tokio::spawn(async move {
+                futures::join!(watch, persist);
+            });
+            (Some(store), Some(tasks))
         }
         Err(e) => {
             tracing::warn!(

@@ -51,6 +51,19 @@ pub struct Harness {
     pub store: PodStore,
     pub events: Arc<Recorder>,
     pub shutdown: CancellationToken,
+    /// The watch and the persistence (`state_dir`), as the daemon runs them.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Harness {
+    /// Stops the store as the daemon does: cancels, then awaits the watch and the
+    /// final save.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        for t in std::mem::take(&mut self.tasks) {
+            t.await.expect("store task");
+        }
+    }
 }
 
 impl Drop for Harness {
@@ -93,12 +106,16 @@ pub async fn start(double: KubeApiDouble, config: KubeConfig) -> Harness {
     let shutdown = CancellationToken::new();
     let client = client(&double).await;
     let (store, watch) = PodStore::watch(client, config, events.clone(), shutdown.clone());
-    tokio::spawn(watch);
+    let tasks = vec![
+        tokio::spawn(watch),
+        tokio::spawn(store.persist(shutdown.clone())),
+    ];
     Harness {
         double,
         store,
         events,
         shutdown,
+        tasks,
     }
 }
 

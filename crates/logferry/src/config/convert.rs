@@ -44,7 +44,7 @@ pub fn to_kube_config(c: &Config) -> KubeConfig {
         exclude_annotation: c.kubernetes.exclude_annotation.clone(),
         annotation_allowlist: c.kubernetes.annotation_allowlist.clone(),
         lookup_wait: c.kubernetes.lookup_wait,
-        state_dir: Some(c.data_dir.join("deleted-pods")),
+        state_dir: Some(c.data_dir.clone()),
         ..KubeConfig::default()
     }
 }
