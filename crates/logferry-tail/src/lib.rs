@@ -102,4 +102,5 @@ pub mod timestamp;
 pub use config::{MultilineConfig, ReadFrom, RunMode, SourceMode, TailConfig};
 pub use error::Error;
 pub use events::{LossReason, NoopEvents, RotationKind, TailEvents};
+pub use tailer::standby::Standby;
 pub use tailer::{TailSummary, Tailer};

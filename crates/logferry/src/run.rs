@@ -22,12 +22,13 @@ use crate::config::{self, Config, SourceMode};
 use crate::enrich::Enricher;
 use crate::events::{DaemonForwarderEvents, DaemonKubeEvents, DaemonTailEvents};
 use crate::filter::Selector;
+use crate::lock::{self, DataDirLock};
 use crate::metrics::Metrics;
 use crate::sink;
 use anyhow::Context;
 use logferry_core::{Acker, RecordBatch};
 use logferry_kube::PodStore;
-use logferry_tail::{RunMode, Tailer};
+use logferry_tail::{RunMode, Standby, Tailer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +91,21 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     })?;
 
     let (store, pod_watch) = start_pod_store(&config, &metrics, &background).await;
+    let Some((lock, standby)) = own_data_dir(&config, &ready, &quit).await? else {
+        // Stopped while in standby: nothing of data_dir was touched.
+        background.cancel();
+        if let Some(watch) = pod_watch {
+            let _ = watch.await;
+        }
+        admin_stop.cancel();
+        let _ = admin_task.await;
+        tracing::info!("logferry stopped in standby");
+        return Ok(());
+    };
+    // From here on this process owns data_dir (checkpoints, spool, pods.json).
+    let persist = store
+        .as_ref()
+        .map(|s| tokio::spawn(s.persist(background.clone())));
     let tail_events = Arc::new(DaemonTailEvents::new(metrics.clone(), store.clone()));
     // `/quitquitquit` ships every line written before the call: the tailer
     // reads every file to its end first, then stops.
@@ -97,9 +113,15 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     let tailer = match config.source.mode {
         SourceMode::Nats => None,
         _ => Some(
-            Tailer::new(config::to_tail_config(&config), tail_events)
-                .context("cannot start the tailer")?
-                .finish_on(quit.clone()),
+            match (
+                Tailer::new(config::to_tail_config(&config), tail_events)
+                    .context("cannot start the tailer")?
+                    .finish_on(quit.clone()),
+                standby,
+            ) {
+                (tailer, Some(standby)) => tailer.adopt(standby),
+                (tailer, None) => tailer,
+            },
         ),
     };
 
@@ -280,6 +302,11 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     if let Some(watch) = pod_watch {
         let _ = watch.await;
     }
+    if let Some(persist) = persist {
+        let _ = persist.await;
+    }
+    // Checkpoints, spool and pods.json are written: a standby may take over.
+    lock.release();
     admin_stop.cancel();
     let _ = admin_task.await;
     let summary = tail_result.context("tailer task panicked")??;
@@ -347,9 +374,9 @@ struct ReadSummary {
     bytes: u64,
 }
 
-/// The pod store (none outside `source.mode: kubernetes`) and the task of its watch
-/// and persistence (`<data_dir>/pods.json`), which ends once `shutdown` is cancelled
-/// and the final save is written.
+/// The pod store (none outside `source.mode: kubernetes`) and the task of its watch,
+/// which ends once `shutdown` is cancelled. Its persistence (`<data_dir>/pods.json`)
+/// starts only once this process owns `data_dir`.
 async fn start_pod_store(
     config: &Config,
     metrics: &Arc<Metrics>,
@@ -373,11 +400,7 @@ async fn start_pod_store(
                 Arc::new(DaemonKubeEvents::new(metrics.clone())),
                 shutdown.clone(),
             );
-            let persist = store.persist(shutdown.clone());
-            let tasks = tokio::spawn(async move {
-                futures::join!(watch, persist);
-            });
-            (Some(store), Some(tasks))
+            (Some(store), Some(tokio::spawn(watch)))
         }
         Err(e) => {
             tracing::warn!(
@@ -385,6 +408,68 @@ async fn start_pod_store(
                 "no Kubernetes API configuration (in-cluster or KUBECONFIG): records carry the metadata their file path holds"
             );
             (Some(PodStore::disabled(kube_config)), None)
+        }
+    }
+}
+
+/// Takes the `data_dir` lock, at once or after waiting in standby: while
+/// another logferry owns `data_dir` (the old pod of a surge rollout), this one
+/// holds the node's log files open without reading them or writing anything in
+/// `data_dir`, reports ready (so that the rollout stops the old pod), and takes
+/// over the moment the lock is free. `None` when a shutdown came first.
+///
+/// # Errors
+/// The lock file cannot be opened or locked; an invalid source configuration.
+async fn own_data_dir(
+    config: &Config,
+    ready: &AtomicBool,
+    quit: &CancellationToken,
+) -> anyhow::Result<Option<(DataDirLock, Option<Standby>)>> {
+    let try_lock = || {
+        DataDirLock::try_acquire(&config.data_dir)
+            .with_context(|| format!("cannot lock {}", config.data_dir.join("lock").display()))
+    };
+    if let Some(lock) = try_lock()? {
+        tracing::info!(data_dir = %config.data_dir.display(), standby = false, "data_dir lock acquired");
+        return Ok(Some((lock, None)));
+    }
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        "standby: another logferry owns data_dir; holding the node's log files open until it hands over"
+    );
+    // NATS mode has no files to hold.
+    let mut standby = match config.source.mode {
+        SourceMode::Nats => None,
+        _ => Some(
+            Tailer::standby(&config::to_tail_config(config)).context("cannot start the tailer")?,
+        ),
+    };
+    let mut scan = || standby.as_mut().map_or((0, 0), Standby::scan);
+    scan();
+    ready.store(true, Ordering::SeqCst);
+    let signal = shutdown_signal(quit.clone());
+    tokio::pin!(signal);
+    let mut tick = tokio::time::interval(lock::RETRY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            cause = &mut signal => {
+                tracing::info!(cause, "shutting down in standby");
+                ready.store(false, Ordering::SeqCst);
+                return Ok(None);
+            }
+            _ = tick.tick() => {}
+        }
+        let (held, gone) = scan();
+        if let Some(lock) = try_lock()? {
+            tracing::info!(
+                data_dir = %config.data_dir.display(),
+                standby = true,
+                held,
+                deleted_while_held = gone,
+                "data_dir lock acquired"
+            );
+            return Ok(Some((lock, standby)));
         }
     }
 }

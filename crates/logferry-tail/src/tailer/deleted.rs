@@ -222,7 +222,7 @@ impl Runner {
     /// does not tell: filesystems hand a freed inode to the next new file at
     /// once (ext4 gives kubelet's new `0.log` the inode of the plain copy it
     /// unlinked a moment before), so the first line must match too.
-    fn is_tracked(&self, ident: DevIno, fingerprint: u64) -> bool {
+    pub(super) fn is_tracked(&self, ident: DevIno, fingerprint: u64) -> bool {
         self.table.values().any(|t| {
             t.ident == ident
                 && match (&t.source, &t.handle) {

@@ -18,6 +18,7 @@
 //! | [`read`] | identifying files, reading, copytruncate, cutting batches, acknowledgements, release |
 //! | [`deleted`] | deleted and rotated-away files: the spool, `.gz` read-back, the held-open limits |
 //! | [`housekeeping`] | the timers: flush timeouts, the safety poll, the open-file limit, checkpoint saves |
+//! | [`standby`] | holding files open without reading them while another process owns `data_dir`, and adopting them |
 //!
 //! Imports go one way: `table` and `discovery` know nothing of the runner;
 //! `scan`, `read`, `deleted` and `housekeeping` each add methods to the
@@ -28,6 +29,7 @@ mod discovery;
 mod housekeeping;
 mod read;
 mod scan;
+pub(crate) mod standby;
 mod table;
 #[cfg(test)]
 mod testutil;
@@ -69,6 +71,8 @@ pub struct Tailer {
     events: Arc<dyn TailEvents>,
     store: CheckpointStore,
     finish: Option<CancellationToken>,
+    /// Files held by a [`Standby`], read if deleted meanwhile ([`Tailer::adopt`]).
+    adopted: Vec<table::Held>,
 }
 
 impl std::fmt::Debug for Tailer {
@@ -96,6 +100,7 @@ impl Tailer {
             events,
             store,
             finish: None,
+            adopted: Vec::new(),
         })
     }
 
@@ -134,9 +139,9 @@ impl Tailer {
         acks: mpsc::UnboundedReceiver<AckToken>,
         stop_reading: CancellationToken,
     ) -> Result<TailSummary, Error> {
-        Runner::new(self.config, self.events, self.store, mode)?
-            .run(out, acks, stop_reading, self.finish)
-            .await
+        let mut runner = Runner::new(self.config, self.events, self.store, mode)?;
+        runner.adopted = self.adopted;
+        runner.run(out, acks, stop_reading, self.finish).await
     }
 }
 
@@ -180,6 +185,8 @@ struct Runner {
     polls: u32,
     /// The layout's format for files whose first line does not tell.
     fallback: LogFormat,
+    /// Files handed over by a standby, until the first scan is done.
+    adopted: Vec<table::Held>,
 }
 
 fn now_nanos() -> i64 {
@@ -222,6 +229,7 @@ impl Runner {
             sent_unacked: 0,
             summary: TailSummary::default(),
             polls: 0,
+            adopted: Vec::new(),
         })
     }
 
@@ -251,6 +259,7 @@ impl Runner {
         }
         self.load_spool();
         self.full_scan();
+        self.adopt_held();
         self.initial_scan = false;
         if self.mode == RunMode::Once {
             self.table.wait_for_all();

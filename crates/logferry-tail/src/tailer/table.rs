@@ -356,6 +356,15 @@ impl FileTable {
     }
 }
 
+/// A file a standby holds open (see `standby`), handed to the run that takes over.
+#[derive(Debug)]
+pub(super) struct Held {
+    pub path: PathBuf,
+    pub file: File,
+    /// When a scan first missed it at its path (deleted or renamed away).
+    pub gone_since: Option<Instant>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
