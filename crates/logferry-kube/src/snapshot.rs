@@ -98,7 +98,7 @@ impl PodStore {
     /// The future that loads the entries a previous run saved in
     /// `<`[`KubeConfig::state_dir`](crate::KubeConfig::state_dir)`>/pods.json` into this
     /// store, then saves them there whenever they change (at most once per
-    /// [`SAVE_EVERY`], written off the watch, temp file + rename) until `shutdown` is
+    /// second, written off the watch, temp file + rename) until `shutdown` is
     /// cancelled, and once more then. It completes after that final save: await it
     /// before another process may take the directory over.
     ///
