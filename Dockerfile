@@ -15,11 +15,17 @@
 # /var/log/pods are root-owned (0640), and root reads them as their owner without any capability and
 # writes its root-owned checkpoint directory. See charts/logferry/README.md ("Security").
 
-# Base images are pinned by digest (a moving tag can change under a rebuild). These digests could
-# not be checked against the registries from the development machines (no registry access): they
-# are the ones public Dockerfiles pin for these tags (rust:1-bookworm: Rust 1.98.1; distroless
-# static-debian12:nonroot as of 2026-08-26). Before a release, confirm or update them with
-#   crane digest rust:1-bookworm && crane digest gcr.io/distroless/static-debian12:nonroot
+# Base images are pinned by digest (a moving tag can change under a rebuild; the chart tests fail on
+# a FROM without @sha256). UNVERIFIED: these digests could not be checked against the registries
+# from the development machines (no registry access); they are the ones public Dockerfiles pin for
+# these tags (rust:1-bookworm: Rust 1.98.1; distroless static-debian12:nonroot as of 2026-08-26).
+# Before a release, on a machine that reaches the registries, confirm or update them: the digest
+# to pin is the multi-platform index's (what the tag resolves to), which either of
+#   crane digest rust:1-bookworm
+#   crane digest gcr.io/distroless/static-debian12:nonroot
+#   docker buildx imagetools inspect rust:1-bookworm --format '{{json .Manifest.Digest}}'
+#   docker buildx imagetools inspect gcr.io/distroless/static-debian12:nonroot --format '{{json .Manifest.Digest}}'
+# prints; a pinned digest that no longer exists fails `docker build` at once (never silently).
 FROM rust:1-bookworm@sha256:93ce27a88655056a51dbdd8f5f2d7ddc071c7b0070fb288a37b5a285fc83971e AS builder
 ARG TARGET=x86_64-unknown-linux-musl
 # musl-tools provides musl-gcc, which the cc crate uses for C dependencies (ring) on the musl target.

