@@ -43,6 +43,9 @@ RELEASE, NAMESPACE = "lf", "logging"
 KUBE_VERSIONS = ["1.25.0", "1.37.0"]
 CONTAINER_CONFIG = "/etc/logferry/logferry.yaml"
 
+# The chart's default DaemonSet rollout: the new pod beside the old one, handing over data_dir.
+SURGE = {"maxSurge": 1, "maxUnavailable": 0}
+
 RESULTS: list[tuple[str, str | None]] = []
 
 
@@ -281,7 +284,13 @@ def assert_daemonset(objs: list[dict], values: dict) -> None:
     # Scheduling, rollout, shutdown.
     check({"operator": "Exists"} in spec.get("tolerations", []), "tolerates every taint")
     us = ds["spec"]["updateStrategy"]
-    check(us["type"] == "RollingUpdate" and "maxUnavailable" in us["rollingUpdate"], f"{us}")
+    want = values.get("updateStrategy", {}).get("rollingUpdate", SURGE)
+    check(us == {"type": "RollingUpdate", "rollingUpdate": {**SURGE, **want}}, f"updateStrategy: {us}")
+    # With the surge, the old and the new pod run side by side on one node: they must share the
+    # data dir (the hostPath checked above: one lock, one set of checkpoints) and nothing that
+    # two pods of one node cannot both have.
+    check(not spec.get("hostNetwork") and not any("hostPort" in p for p in c["ports"]),
+          "no hostNetwork or hostPort (the surge pod would not fit beside the old one)")
     check(spec.get("priorityClassName") == values.get("priorityClassName"), "priorityClassName")
     cfg = yaml.safe_load(daemon_config(objs)["data"]["logferry.yaml"])
     drain = duration_seconds(cfg["shutdown"]["drain_timeout"])
@@ -641,12 +650,35 @@ def t_edge(values: Path) -> None:
     check(es["data_stream"]["namespace"] == "prod", f"data stream: {es}")
 
 
+def t_max_unavailable(values: Path) -> None:
+    """Back to stop-then-start (Kubernetes < 1.25 or by choice): the override renders as given
+    (and lint, kubernetes-validate and `logferry validate` run on it like on every ci/ file)."""
+    objs = render(values)
+    assert_daemonset(objs, values_of(values))
+    us = one(objs, "DaemonSet")["spec"]["updateStrategy"]
+    check(us["rollingUpdate"] == {"maxUnavailable": 1, "maxSurge": 0}, f"updateStrategy: {us}")
+
+
+def t_update_strategy_variants() -> None:
+    """Other valid strategies render as Kubernetes expects; OnDelete carries no rollingUpdate."""
+    for args, want in (
+        (["--set", "updateStrategy.rollingUpdate.maxSurge=10%"], {"maxSurge": "10%", "maxUnavailable": 0}),
+        (["--set", "updateStrategy.rollingUpdate.maxUnavailable=25%",
+          "--set", "updateStrategy.rollingUpdate.maxSurge=0%"], {"maxSurge": "0%", "maxUnavailable": "25%"}),
+    ):
+        us = one(helm_template(*args), "DaemonSet")["spec"]["updateStrategy"]
+        check(us == {"type": "RollingUpdate", "rollingUpdate": want}, f"{args}: {us}")
+    us = one(helm_template("--set", "updateStrategy.type=OnDelete"), "DaemonSet")["spec"]["updateStrategy"]
+    check(us == {"type": "OnDelete"}, f"OnDelete: {us}")
+
+
 ASSERTIONS = {
     "aggregator-values.yaml": t_aggregator,
     "eck-values.yaml": t_eck,
     "elastic-cloud-values.yaml": t_elastic_cloud,
     "edge-values.yaml": t_edge,
     "default-values.yaml": t_default,
+    "max-unavailable-values.yaml": t_max_unavailable,
     "daemonset-disabled-values.yaml": t_daemonset_disabled,
     "sidecar-values.yaml": t_sidecar,
     "monitors-values.yaml": t_monitors,
@@ -1058,6 +1090,7 @@ def main() -> int:
             run_check(f"logferry validate on rendered config ci/{n}", t_logferry_validate, values)
     run_check("checksum/config stable when the config is unchanged", t_checksum_stable)
     run_check("NOTES.txt tells how to check the release", t_notes)
+    run_check("updateStrategy: percentages and OnDelete render as Kubernetes expects", t_update_strategy_variants)
     for path in INVALID_VALUES:
         run_check(f"rejected with a clear message: invalid-values/{path.name}", t_invalid_values, path)
     run_check("logferry validate rejects a typo'd config key", t_validate_rejects_bad_config)
