@@ -12,9 +12,11 @@ itself:
    (the KubernetesExecutor's command), with the `[elasticsearch]` settings of
    examples/airflow/airflow.cfg (`json_format = True`; `host` is the Elasticsearch double):
    * `sidecar_files`: `write_stdout = False`; the worker writes Airflow's task log file
-     `dag_id=…/run_id=…/task_id=…/attempt=1.log`, logferry reads it in `source.mode: files` with
-     the sidecar settings of examples/airflow/logferry-values.yaml and `airflow.task` from the
-     environment (as the chart's sidecar passes the pod's annotations);
+     `dag_id=…/run_id=…/task_id=…/attempt=1.log`, logferry reads it with the sidecar config the
+     chart renders from examples/airflow/logferry-values.yaml (`source.mode: files`,
+     `airflow.task` from the environment; only paths, data_dir, endpoint and port replaced) and
+     the environment of the logferry container of examples/airflow/pod_template.yaml (the
+     worker pod's annotations through the downward API);
    * `kubelet_api`: `write_stdout = True`; this script is the container runtime: it stamps each
      line of the worker's stdout/stderr as it arrives and writes CRI lines (16 KiB `P` splits)
      to kubelet's `/var/log/pods/<ns>_<pod>_<uid>/base/0.log`; logferry (kubelet layout) gets
@@ -204,41 +206,67 @@ def shown_text(line):
     return text, False
 
 
+def chart_sidecar_config():
+    """The sidecar's logferry.yaml as the chart renders it with examples/airflow/logferry-values.yaml."""
+    out = subprocess.run(
+        ["helm", "template", "airflow-logs", os.path.join(ROOT, "charts/logferry"),
+         "-f", os.path.join(ROOT, "examples/airflow/logferry-values.yaml")],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    for obj in yaml.safe_load_all(out):
+        if obj and obj["kind"] == "ConfigMap" and obj["metadata"]["name"].endswith("-sidecar"):
+            return yaml.safe_load(obj["data"]["logferry.yaml"])
+    raise RuntimeError("the chart rendered no sidecar ConfigMap")
+
+
+def sidecar_env(task_id, run_id):
+    """The logferry container's environment in examples/airflow/pod_template.yaml (which the
+    chart tests hold equal to the chart's rendering), resolved for the worker pod of `task_id`:
+    downward-API annotations as Airflow's executor writes them (no map_index: unmapped)."""
+    with open(os.path.join(ROOT, "examples/airflow/pod_template.yaml"), encoding="utf-8") as f:
+        pod = yaml.safe_load(f)
+    annotations = {"dag_id": DAG_ID, "task_id": task_id, "run_id": run_id, "try_number": "1"}
+    env = {}
+    (side,) = [c for c in pod["spec"]["containers"] if c["name"] == "logferry"]
+    for e in side["env"]:
+        path = e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath", "")
+        m = re.fullmatch(r"metadata\.annotations\['(.+)'\]", path)
+        if m:
+            env[e["name"]] = annotations.get(m.group(1), "")
+        elif path == "spec.nodeName":
+            env[e["name"]] = NODE
+        elif path == "metadata.uid":
+            env[e["name"]] = str(uuid.uuid4())
+    return env
+
+
 def logferry_config(mode, tmp, es_url, watch_dir, port):
-    values = sidecar_values()
-    config = {
-        "node_name": NODE,
-        "data_dir": os.path.join(tmp, "data"),
-        "elasticsearch": {
-            "endpoints": [es_url],
-            "index": values["elasticsearch"]["index"],
-            "batch": {"timeout": "100ms"},
-        },
-        "airflow": dict(values["airflow"]),
-        "server": {"listen": f"127.0.0.1:{port}"},
-    }
     if mode == "sidecar_files":
-        config["source"] = {"mode": "files", "paths": [f"{watch_dir}/**/*.log"], "read_from": "beginning"}
-        config["kubernetes"] = {"enabled": False}
-        # As the chart's sidecar: the task from the pod's annotations (downward API env).
-        config["airflow"]["task"] = {
-            "dag_id": "${AIRFLOW_DAG_ID:-}",
-            "task_id": "${AIRFLOW_TASK_ID:-}",
-            "run_id": "${AIRFLOW_RUN_ID:-}",
-            "try_number": "${AIRFLOW_TRY_NUMBER:-}",
-        }
+        # The chart's sidecar config; only where it reads, writes and listens is changed.
+        config = chart_sidecar_config()
+        config["data_dir"] = os.path.join(tmp, "data")
+        config["source"]["paths"] = [watch_dir + "/**/*.log"]
+        config["elasticsearch"] = {"endpoints": [es_url], "index": config["elasticsearch"]["index"]}
+        config["server"]["listen"] = f"127.0.0.1:{port}"
     else:
+        values = sidecar_values()
         os.makedirs(os.path.join(watch_dir, "containers"), exist_ok=True)
-        config["source"] = {
-            "pods_dir": os.path.join(watch_dir, "pods"),
-            "containers_dir": os.path.join(watch_dir, "containers"),
+        config = {
+            "node_name": NODE,
+            "data_dir": os.path.join(tmp, "data"),
+            "source": {
+                "pods_dir": os.path.join(watch_dir, "pods"),
+                "containers_dir": os.path.join(watch_dir, "containers"),
+            },
+            "kubernetes": {"enabled": mode == "kubelet_api", "lookup_wait": "5s"},
+            "elasticsearch": {"endpoints": [es_url], "index": values["elasticsearch"]["index"]},
+            "airflow": dict(values["airflow"]),
+            "server": {"listen": f"127.0.0.1:{port}"},
         }
-        config["kubernetes"] = {"enabled": mode == "kubelet_api", "lookup_wait": "5s"}
+    config["elasticsearch"]["batch"] = {"timeout": "100ms"}
     path = os.path.join(tmp, "logferry.yaml")
-    # Variables expand in the text before YAML parsing: quote the run id (':', '+').
-    text = yaml.safe_dump(config, sort_keys=False).replace(
-        "run_id: ${AIRFLOW_RUN_ID:-}", "run_id: '${AIRFLOW_RUN_ID:-}'"
-    )
+    # Variables expand in the text before YAML parsing: quote them (the run id has ':', '+').
+    text = re.sub(r": (\$\{[A-Z_]+:-\})\n", r": '\1'\n", yaml.safe_dump(config, sort_keys=False))
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return path
@@ -302,9 +330,7 @@ def run_mode(mode, run_id, env, tmp_root, es_url):
         records = [l + b"\n" for l in raw.split(b"\n")[:-1]]
         log_lines = [l.rstrip(b"\n") for l in records]
         target = os.path.join(watch, rel)
-        lf_env.update(
-            AIRFLOW_DAG_ID=DAG_ID, AIRFLOW_TASK_ID=mode, AIRFLOW_RUN_ID=run_id, AIRFLOW_TRY_NUMBER="1"
-        )
+        lf_env.update(sidecar_env(mode, run_id))
     else:
         records = cri_records(lines)
         log_lines = [l for _, _, l in lines]
@@ -370,7 +396,7 @@ def run_mode(mode, run_id, env, tmp_root, es_url):
     logs = logs[0]
     whole = "\n".join(text for _, text in logs)
     print(f"--- {mode}: the handler's one-shot view ({len(whole)} characters) ---")
-    print("\n".join(l if len(l) < 200 else l[:200] + f"… ({len(l)} characters)" for l in whole.split("\n")))
+    print("\n".join("  | " + (l if len(l) < 200 else l[:200] + f"… ({len(l)} characters)") for l in whole.split("\n")))
     print(f"--- end of {mode} ---")
     check(f"{mode}: one host ({hosts})", len(hosts) == 1 and len(logs) == 1, str(hosts))
     check(f"{mode}: the one-shot read reports end_of_log", bool(whole_meta.get("end_of_log")), str(whole_meta))

@@ -456,6 +456,25 @@ def t_sidecar(values: Path) -> None:
     check(cfg["elasticsearch"]["index"] == "airflow-logs-%Y.%m.%d", "merged index")
     check(cfg["elasticsearch"]["auth"] == {"api_key_file": "/var/run/secrets/logferry/api-key/api_key"},
           f"auth by file: {cfg['elasticsearch']}")
+    # Issue 17: the task of the worker pod comes from the AIRFLOW_* variables the container sets
+    # from the pod's annotations (downward API), quoted because they expand before YAML parsing.
+    keys = ["dag_id", "task_id", "run_id", "try_number", "map_index"]
+    check(cfg["airflow"].get("task") == {k: f"${{AIRFLOW_{k.upper()}:-}}" for k in keys},
+          f"airflow.task from the environment: {cfg['airflow']}")
+    text = cm["data"]["logferry.yaml"]
+    check(all(f"{k}: '${{AIRFLOW_{k.upper()}:-}}'" in text for k in keys),
+          f"airflow.task values single-quoted (a run id holds ':' and '+'):\n{text}")
+    # A task set in sidecar.config wins; without airflow, no airflow section at all.
+    own = helm_template("-f", str(values), "--set", "sidecar.config.airflow.task.dag_id=etl",
+                        "--set", "sidecar.config.airflow.task.task_id=t",
+                        "--set", "sidecar.config.airflow.task.run_id=r",
+                        "--set", "sidecar.config.airflow.task.try_number=1")
+    own_cfg = yaml.safe_load(one(own, "ConfigMap")["data"]["logferry.yaml"])
+    check(own_cfg["airflow"]["task"] == {"dag_id": "etl", "task_id": "t", "run_id": "r", "try_number": 1},
+          f"sidecar.config.airflow.task kept as given: {own_cfg['airflow']}")
+    off = helm_template("-f", str(values), "--set", "sidecar.config.airflow.enabled=false")
+    off_cfg = yaml.safe_load(one(off, "ConfigMap")["data"]["logferry.yaml"])
+    check("task" not in off_cfg["airflow"], f"no airflow.task without airflow: {off_cfg['airflow']}")
 
 
 def t_monitors(values: Path) -> None:
@@ -785,6 +804,13 @@ def t_sidecar_template_from_parent_chart() -> None:
     check("emptyDir" in vols["logs"], "shared logs volume is an emptyDir")
     check(vols["logferry-config"]["configMap"]["name"] == "airflow-logferry-sidecar", "sidecar ConfigMap")
     check(side["securityContext"]["runAsNonRoot"] is True, "sidecar is not root")
+    # Issue 17: the worker pod's task (raw annotation values, as Airflow's KubernetesExecutor
+    # writes them) reaches airflow.task of the sidecar config through these variables.
+    env = {e["name"]: e for e in side["env"]}
+    for k in ["dag_id", "task_id", "run_id", "try_number", "map_index"]:
+        ref = env.get(f"AIRFLOW_{k.upper()}", {}).get("valueFrom", {}).get("fieldRef", {})
+        check(ref.get("fieldPath") == f"metadata.annotations['{k}']",
+              f"AIRFLOW_{k.upper()} from the pod annotation {k}: {env.get(f'AIRFLOW_{k.upper()}')}")
     cms = [cm for cm in kinds(objs, "ConfigMap") if cm["metadata"]["name"] == "airflow-logferry-sidecar"]
     check(len(cms) == 1, "the subchart renders the sidecar ConfigMap the container mounts")
 

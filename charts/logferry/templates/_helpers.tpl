@@ -230,8 +230,34 @@ Sidecar (files mode) logferry.yaml: sidecar defaults, then .Values.sidecar.confi
 {{- if $es }}
 {{- $_ := set $defaults "elasticsearch" $es }}
 {{- end }}
+{{- if include "logferry.sidecar.airflowTask" . }}
+{{- $task := dict
+  "dag_id" "${AIRFLOW_DAG_ID:-}"
+  "task_id" "${AIRFLOW_TASK_ID:-}"
+  "run_id" "${AIRFLOW_RUN_ID:-}"
+  "try_number" "${AIRFLOW_TRY_NUMBER:-}"
+  "map_index" "${AIRFLOW_MAP_INDEX:-}"
+}}
+{{- $_ := set $defaults "airflow" (dict "task" $task) }}
+{{- end }}
 {{- $config := mergeOverwrite (deepCopy $defaults) (deepCopy (default dict .Values.sidecar.config)) }}
-{{- toYaml $config }}
+{{- /* Variables expand in the text before YAML parsing: quote them (a run id holds ':' and '+'). */}}
+{{- $text := toYaml $config }}
+{{- range $v := list "DAG_ID" "TASK_ID" "RUN_ID" "TRY_NUMBER" "MAP_INDEX" }}
+{{- $ref := printf "${AIRFLOW_%s:-}" $v }}
+{{- $text = replace (printf ": %s\n" $ref) (printf ": '%s'\n" $ref) $text }}
+{{- end }}
+{{- $text }}
+{{- end }}
+
+{{/*
+"true" when the sidecar ships Airflow task logs (sidecar.config.airflow.enabled) and its
+config names no task itself: then the config's airflow.task comes from the AIRFLOW_* variables
+that logferry.sidecar.container sets from the worker pod's annotations (downward API).
+*/}}
+{{- define "logferry.sidecar.airflowTask" -}}
+{{- $af := (default dict .Values.sidecar.config).airflow | default dict }}
+{{- if and $af.enabled (not $af.task) }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -293,6 +319,16 @@ on 127.0.0.1 only, so nothing outside the pod can stop it; hence no port and no 
   args: ["run", "--config", "/etc/logferry/logferry.yaml"]
   env:
     {{- include "logferry.env" . | nindent 4 }}
+    {{- if include "logferry.sidecar.airflowTask" . }}
+    {{- /* The task of the worker pod, from the annotations Airflow's KubernetesExecutor writes
+    (raw values; the labels are sanitised). An absent annotation gives "" (map_index: -1). */}}
+    {{- range $k := list "dag_id" "task_id" "run_id" "try_number" "map_index" }}
+    - name: AIRFLOW_{{ upper $k }}
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.annotations['{{ $k }}']
+    {{- end }}
+    {{- end }}
   volumeMounts:
     - name: logferry-config
       mountPath: /etc/logferry
