@@ -110,6 +110,15 @@ pub trait TailEvents: Send + Sync + 'static {
     fn files_open(&self, open: usize, deleted_open: usize) {
         let _ = (open, deleted_open);
     }
+    /// Reading paused (`true`) or resumed (`false`) because of downstream
+    /// backpressure: batches are cut and waiting, and the output channel is
+    /// full, so no file is read until the pipeline takes them (the files are
+    /// the buffer). Called on each change only, alternately `true` and
+    /// `false`, starting with `true`; a run that ends while paused reports
+    /// `false` last.
+    fn reading_paused(&self, paused: bool) {
+        let _ = paused;
+    }
 }
 
 /// A [`TailEvents`] that ignores everything.

@@ -910,3 +910,45 @@ async fn lines_written_one_by_one_are_read_in_one_round() {
         );
     }
 }
+
+/// Backpressure is reported: with the output channel full and batches
+/// waiting, `reading_paused(true)`; once the consumer takes them again and
+/// everything is read, `reading_paused(false)`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_output_channel_reports_reading_paused_until_it_drains() {
+    use std::sync::atomic::Ordering;
+    let node = Node::new();
+    let mut w = node.writer("p", "c");
+    let mut cfg = node.config();
+    cfg.batch_max_records = 10;
+    let run = Running::start(cfg, RunMode::Follow, 1);
+    run.paused.store(true, Ordering::Relaxed);
+    for i in 0..200 {
+        w.write_line("stdout", format!("line {i}").as_bytes())
+            .unwrap();
+    }
+    let deadline = Instant::now() + WAIT;
+    while !run.events.reading_paused.load(Ordering::Relaxed) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        run.events.reading_paused.load(Ordering::Relaxed),
+        "a full channel pauses reading"
+    );
+    // Nothing beyond the channel and the outbox was read meanwhile.
+    assert!(run.records.lock().len() < 200);
+    run.paused.store(false, Ordering::Relaxed);
+    assert!(run.wait_for(WAIT, |r| r.len() == 200).await);
+    let deadline = Instant::now() + WAIT;
+    while run.events.reading_paused.load(Ordering::Relaxed) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        !run.events.reading_paused.load(Ordering::Relaxed),
+        "reading resumes once the channel drains"
+    );
+    let (summary, _, events) = run.finish().await;
+    assert_eq!(summary.records, 200);
+    assert!(events.pauses.load(Ordering::Relaxed) >= 1);
+    assert!(!events.reading_paused.load(Ordering::Relaxed));
+}

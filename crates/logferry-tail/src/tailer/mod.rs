@@ -180,6 +180,8 @@ struct Runner {
     seen_in_scan: HashSet<DevIno>,
     /// Batches sent and not yet acknowledged.
     sent_unacked: usize,
+    /// Reading waits for the full output channel (last reported to `events`).
+    paused: bool,
     summary: TailSummary,
     /// Safety polls done so far (see `housekeeping`).
     polls: u32,
@@ -227,6 +229,7 @@ impl Runner {
             initial_scan: true,
             seen_in_scan: HashSet::new(),
             sent_unacked: 0,
+            paused: false,
             summary: TailSummary::default(),
             polls: 0,
             adopted: Vec::new(),
@@ -318,6 +321,9 @@ impl Runner {
                 !stopped && self.outbox.is_empty() && !self.table.queues_empty() && read_due;
             let read_wait = tokio::time::sleep_until(read_at.unwrap_or(now));
             let can_send = !stopped && !self.outbox.is_empty();
+            // Backpressure: batches wait and the channel has no room, so
+            // nothing is read until the pipeline takes one.
+            self.set_paused(can_send && out.as_ref().is_some_and(|o| o.capacity() == 0));
             let send = async {
                 match &out {
                     Some(o) if can_send => o.reserve().await,
@@ -374,8 +380,17 @@ impl Runner {
                 _ = std::future::ready(()), if has_read_work => {}
             }
         }
+        self.set_paused(false);
         self.save_checkpoints(true)?;
         Ok(self.summary)
+    }
+
+    /// Reports a change of the backpressure pause to `events`.
+    fn set_paused(&mut self, paused: bool) {
+        if paused != self.paused {
+            self.paused = paused;
+            self.events.reading_paused(paused);
+        }
     }
 
     /// One item of the inotify stream.

@@ -30,6 +30,9 @@ pub struct CountingEvents {
     /// The last `spool_changed` report: files, bytes.
     pub spool_files: AtomicU64,
     pub spool_bytes: AtomicU64,
+    /// The last `reading_paused` report, and how many pauses began.
+    pub reading_paused: AtomicBool,
+    pub pauses: AtomicU64,
 }
 
 impl TailEvents for CountingEvents {
@@ -63,6 +66,13 @@ impl TailEvents for CountingEvents {
     }
     fn checkpoints_written(&self, _: usize, _: u64) {
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
+    }
+    fn reading_paused(&self, paused: bool) {
+        let was = self.reading_paused.swap(paused, Ordering::Relaxed);
+        assert_ne!(was, paused, "reading_paused reports changes only");
+        if paused {
+            self.pauses.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
