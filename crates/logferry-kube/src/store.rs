@@ -51,6 +51,14 @@ impl Shared {
             self.events.store_size(n);
         }
         if let Some(s) = report.synced {
+            // Only on changes: once after the initial lists, then around watch
+            // failures. A pod deleted before the first line (and absent from
+            // `pods.json`) is one whose metadata nothing can give any more.
+            if s {
+                tracing::info!("pod metadata in sync with the API (initial list done)");
+            } else {
+                tracing::info!("pod metadata out of sync with the API (a watch restarts)");
+            }
             self.events.synced(s);
         }
         self.changed.notify_waiters();

@@ -49,9 +49,14 @@ impl DataDirLock {
     }
 
     /// Releases the lock, logging it (the handover's other half looks for this line).
+    ///
+    /// The line is written just *before* the unlock, as the standby writes its
+    /// "data_dir lock acquired" just after its lock: so the two lines are always
+    /// in the order of the two owners, whatever the scheduler does between a
+    /// syscall and a log line.
     pub fn release(self) {
-        let _ = flock(&self.file, FlockOperation::Unlock);
         tracing::info!(path = %self.path.display(), "data_dir lock released");
+        let _ = flock(&self.file, FlockOperation::Unlock);
     }
 }
 

@@ -264,6 +264,8 @@ impl Runner {
         self.full_scan();
         self.adopt_held();
         self.initial_scan = false;
+        // From here on, a file removed is one this run held open (and reads).
+        tracing::info!(files = self.table.len(), "initial scan done");
         if self.mode == RunMode::Once {
             self.table.wait_for_all();
         }
