@@ -258,7 +258,7 @@ def logferry_config(mode, tmp, es_url, watch_dir, port):
                 "pods_dir": os.path.join(watch_dir, "pods"),
                 "containers_dir": os.path.join(watch_dir, "containers"),
             },
-            "kubernetes": {"enabled": mode == "kubelet_api", "lookup_wait": "5s"},
+            "kubernetes": {"enabled": mode == "kubelet_api", "lookup_wait": "60s"},  # generous: loaded CI
             "elasticsearch": {"endpoints": [es_url], "index": values["elasticsearch"]["index"]},
             "airflow": dict(values["airflow"]),
             "server": {"listen": f"127.0.0.1:{port}"},
