@@ -22,6 +22,14 @@ pub trait KubeEvents: Send + Sync + 'static {
     fn synced(&self, synced: bool) {
         let _ = synced;
     }
+    /// A save of the pod entries (`<state_dir>/pods.json`, see
+    /// [`PodStore::persist`](crate::PodStore::persist)) was attempted: `ok`
+    /// false when it failed (`ENOSPC`, `EIO`…). A failed save is retried with
+    /// backoff (1 s doubling to 30 s) until one succeeds; the watch and lookups
+    /// are not affected.
+    fn snapshot_write(&self, ok: bool) {
+        let _ = ok;
+    }
     /// A list/watch call failed; `reason` is [`KubeError::as_label`](crate::KubeError::as_label):
     /// `"unreachable"`, `"timeout"`, `"unauthorized"`, `"forbidden"`, `"gone"`, `"throttled"`,
     /// `"server_error"`, `"api_error"`, `"decode"`, `"protocol"`.

@@ -143,21 +143,32 @@ async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         Err(_) => return,
     }
     let mut saved_generation = None;
+    let mut wait = SAVE_EVERY;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(SAVE_EVERY) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
-        save_if_changed(&shared, &dir, &mut saved_generation).await;
+        wait = match save_if_changed(&shared, &dir, &mut saved_generation).await {
+            // Backoff while saves fail (a full disk): 1 s doubling to 30 s.
+            Some(false) => wait.saturating_mul(2).min(MAX_RETRY),
+            _ => SAVE_EVERY,
+        };
     }
     save_if_changed(&shared, &dir, &mut saved_generation).await;
 }
 
-async fn save_if_changed(shared: &Shared, dir: &Path, saved: &mut Option<u64>) {
+/// The longest wait between two attempts while saves fail.
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// Saves the entries if they changed since the last successful save; `None`
+/// when nothing was to save, else whether the save succeeded (reported to
+/// [`KubeEvents::snapshot_write`](crate::KubeEvents::snapshot_write)).
+async fn save_if_changed(shared: &Shared, dir: &Path, saved: &mut Option<u64>) -> Option<bool> {
     let (generation, bytes) = {
         let state = shared.state.lock();
         if *saved == Some(state.generation) {
-            return;
+            return None;
         }
         (state.generation, encode(&state))
     };
@@ -175,11 +186,19 @@ async fn save_if_changed(shared: &Shared, dir: &Path, saved: &mut Option<u64>) {
         Ok::<_, io::Error>(dir)
     })
     .await;
-    match result {
-        Ok(Ok(_)) => *saved = Some(generation),
-        Ok(Err(e)) => tracing::warn!(error = %e, "failed to save pod metadata to disk"),
-        Err(_) => {}
-    }
+    let ok = match result {
+        Ok(Ok(_)) => {
+            *saved = Some(generation);
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "failed to save pod metadata to disk (data_dir full?); retried with backoff, lookups are not affected");
+            false
+        }
+        Err(_) => false,
+    };
+    shared.events.snapshot_write(ok);
+    Some(ok)
 }
 
 /// The document for `state`: live entries first, then tombstones from the most
@@ -214,7 +233,11 @@ fn encode(state: &State) -> Vec<u8> {
 fn write(dir: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(TMP);
-    std::fs::write(&tmp, bytes)?;
+    if let Err(e) = std::fs::write(&tmp, bytes) {
+        // A partial temp file on a full disk takes the space the next try needs.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, dir.join(FILE))
 }
 
@@ -301,6 +324,51 @@ mod tests {
             "the oldest tombstones go first"
         );
         assert!(!dir.path().join(TMP).exists());
+    }
+
+    #[derive(Default)]
+    struct Writes(parking_lot::Mutex<Vec<bool>>);
+
+    impl crate::KubeEvents for Writes {
+        fn snapshot_write(&self, ok: bool) {
+            self.0.lock().push(ok);
+        }
+    }
+
+    /// Regression (issue 10, item 4): a failed save of the tombstones was
+    /// only logged, never counted.
+    #[tokio::test]
+    async fn a_failed_save_is_reported_and_the_next_one_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = Arc::new(Writes::default());
+        let store = PodStore::new(crate::KubeConfig::default(), events.clone(), false);
+        {
+            let mut state = store.shared.state.lock();
+            state.pods.insert("a".into(), entry("a", None));
+            state.generation += 1;
+        }
+        // A directory where the temp file goes: the save fails (EISDIR).
+        std::fs::create_dir(dir.path().join(TMP)).unwrap();
+        let mut saved = None;
+        assert_eq!(
+            save_if_changed(&store.shared, dir.path(), &mut saved).await,
+            Some(false)
+        );
+        assert_eq!(*events.0.lock(), [false]);
+        assert!(!dir.path().join(FILE).exists());
+
+        std::fs::remove_dir(dir.path().join(TMP)).unwrap();
+        assert_eq!(
+            save_if_changed(&store.shared, dir.path(), &mut saved).await,
+            Some(true)
+        );
+        assert_eq!(*events.0.lock(), [false, true]);
+        assert_eq!(load(dir.path()).unwrap().len(), 1, "caught up");
+        assert_eq!(
+            save_if_changed(&store.shared, dir.path(), &mut saved).await,
+            None,
+            "nothing new"
+        );
     }
 
     #[test]

@@ -341,12 +341,20 @@ impl CheckpointStore {
         }
     }
 
+    /// The checkpoint file (`data_dir/checkpoints.json`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Whether there are unsaved changes.
     pub fn is_dirty(&self) -> bool {
         self.dirty
     }
 
     /// Writes the checkpoint file atomically if anything changed (or `force`).
+    /// After a failure the store stays dirty and the previous file stays in
+    /// place (a partial temp file is removed), so calling it again later
+    /// catches up.
     ///
     /// # Errors
     /// [`Error::CheckpointWrite`] naming the file.
@@ -365,10 +373,14 @@ impl CheckpointStore {
             let path = path.to_owned();
             move |source| Error::CheckpointWrite { path, source }
         };
-        {
-            let mut f = File::create(&self.tmp).map_err(werr(&self.tmp))?;
-            f.write_all(&body).map_err(werr(&self.tmp))?;
-            f.sync_all().map_err(werr(&self.tmp))?;
+        let written = File::create(&self.tmp).and_then(|mut f| {
+            f.write_all(&body)?;
+            f.sync_all()
+        });
+        if let Err(e) = written {
+            // A partial temp file on a full disk takes the space the next try needs.
+            let _ = fs::remove_file(&self.tmp);
+            return Err(werr(&self.tmp)(e));
         }
         if self.path.exists() {
             let prev_tmp = self.dir.join("checkpoints.json.prev.tmp");

@@ -46,6 +46,37 @@ pub enum RunMode {
     Once,
 }
 
+/// Free space the spool leaves on `data_dir`'s filesystem
+/// ([`TailConfig::spool_min_free`]): a deleted file is copied to the spool only
+/// if the filesystem keeps at least this much free (`statvfs` `f_bavail`, what
+/// unprivileged writers may use) after the copy.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MinFree {
+    /// Bytes.
+    Bytes(u64),
+    /// Percent of the filesystem's size (`f_blocks`), 0 to 99.
+    Percent(u8),
+}
+
+impl MinFree {
+    /// The floor in bytes on a filesystem of `total` bytes.
+    pub fn bytes(self, total: u64) -> u64 {
+        match self {
+            MinFree::Bytes(b) => b,
+            MinFree::Percent(p) => total / 100 * u64::from(p) + total % 100 * u64::from(p) / 100,
+        }
+    }
+}
+
+impl std::fmt::Display for MinFree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MinFree::Bytes(b) => write!(f, "{b} bytes"),
+            MinFree::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
 /// Optional joining of several lines into one record (stack traces).
 ///
 /// A line *continues* the previous record of the same stream when
@@ -98,6 +129,12 @@ pub struct TailConfig {
     /// Also the most bytes in the spool (`data_dir/spool`, copies of deleted
     /// files not yet acknowledged); beyond it a deleted file is only held open.
     pub max_deleted_bytes: u64,
+    /// Free space the spool never writes into (default 10 % of the
+    /// filesystem, which keeps a node whose `data_dir` is on the root
+    /// filesystem above kubelet's default hard-eviction threshold
+    /// `nodefs.available<10%`). A deleted file that does not fit is only held
+    /// open, and copying is tried again as space frees up.
+    pub spool_min_free: MinFree,
     /// Most records per [`RecordBatch`](logferry_core::RecordBatch) (default 1000).
     pub batch_max_records: usize,
     /// Most message bytes per batch (default 1 MiB; one record may exceed it).
@@ -129,6 +166,7 @@ impl TailConfig {
             max_open_files: 1024,
             max_deleted_files: 256,
             max_deleted_bytes: 10 << 30,
+            spool_min_free: MinFree::Percent(10),
             batch_max_records: 1000,
             batch_max_bytes: 1024 * 1024,
             partial_flush_timeout: Duration::from_secs(5),
@@ -191,6 +229,14 @@ impl TailConfig {
         }
         if self.max_deleted_files == 0 {
             bad("max_deleted_files", "must be at least 1");
+        }
+        if let MinFree::Percent(p) = self.spool_min_free {
+            if p >= 100 {
+                bad(
+                    "spool_min_free",
+                    "a percentage must be below 100% (the spool could never write)",
+                );
+            }
         }
         if self.rescan_interval.is_zero() {
             bad("rescan_interval", "must be positive");

@@ -55,6 +55,28 @@ impl LossReason {
     }
 }
 
+/// A file the tailer writes in `data_dir`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum StateFile {
+    /// `checkpoints.json` (with its `.prev` copy).
+    Checkpoints,
+    /// A copy of a deleted file's unacknowledged bytes in `spool/`.
+    Spool,
+}
+
+impl StateFile {
+    /// Every file, for pre-registering metric series.
+    pub const ALL: &'static [StateFile] = &[StateFile::Checkpoints, StateFile::Spool];
+
+    /// A bounded label for metrics: `checkpoints` or `spool`.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            StateFile::Checkpoints => "checkpoints",
+            StateFile::Spool => "spool",
+        }
+    }
+}
+
 /// Metrics and lifecycle hooks of the tailer, implemented by the binary
 /// (Vector's internal-events style: the library never touches a metrics
 /// registry). Every method has a no-op default.
@@ -105,6 +127,21 @@ pub trait TailEvents: Send + Sync + 'static {
     /// disk not yet acknowledged, summed over open files.
     fn checkpoints_written(&self, files: usize, lag_bytes: u64) {
         let _ = (files, lag_bytes);
+    }
+    /// A write of `file` was attempted: `ok` false when it failed (`ENOSPC`,
+    /// `EIO`, `EMFILE`…). A failed write never ends the run: checkpoints are
+    /// written again with backoff (1 s doubling to 30 s) until a write
+    /// succeeds, and a deleted file that could not be spooled is held open
+    /// and spooling is tried again with the same backoff.
+    fn state_write(&self, file: StateFile, ok: bool) {
+        let _ = (file, ok);
+    }
+    /// Writes of `file` started failing (`true`, after the first failure) or
+    /// work again (`false`: a write succeeded, or nothing waits to be written
+    /// any more). Called on changes only. The daemon's `/readyz` is false
+    /// while any file is failing.
+    fn state_write_failing(&self, file: StateFile, failing: bool) {
+        let _ = (file, failing);
     }
     /// Open file descriptors of log files, and how many of them are deleted files.
     fn files_open(&self, open: usize, deleted_open: usize) {

@@ -99,8 +99,8 @@ mod spool;
 mod tailer;
 pub mod timestamp;
 
-pub use config::{MultilineConfig, ReadFrom, RunMode, SourceMode, TailConfig};
+pub use config::{MinFree, MultilineConfig, ReadFrom, RunMode, SourceMode, TailConfig};
 pub use error::Error;
-pub use events::{LossReason, NoopEvents, RotationKind, TailEvents};
+pub use events::{LossReason, NoopEvents, RotationKind, StateFile, TailEvents};
 pub use tailer::standby::Standby;
 pub use tailer::{TailSummary, Tailer};

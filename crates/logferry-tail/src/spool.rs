@@ -21,7 +21,14 @@
 //!
 //! Both are written to `*.tmp`, `fsync`ed and renamed (the `.json` first), then
 //! the directory is `fsync`ed: a `.log` present after a crash is complete.
+//!
+//! Disk use is bounded twice: the copies never exceed `max_deleted_bytes` in
+//! total, and a copy is made only if the filesystem keeps
+//! `spool_min_free` free afterwards ([`Spool::room`], from `statvfs`). A copy
+//! that fails (`ENOSPC`, `EIO`…) leaves nothing behind; the caller holds the
+//! deleted file open instead and tries again later.
 
+use crate::config::MinFree;
 use crate::identity::HEAD_BYTES;
 use logferry_core::FileId;
 use serde::{Deserialize, Serialize};
@@ -160,6 +167,30 @@ impl Spool {
         result
     }
 
+    /// Bytes a copy of a file of `len` bytes from `start` on takes: the
+    /// head and the tail.
+    pub fn copy_bytes(len: u64, start: u64) -> u64 {
+        let start = start.min(len);
+        len - start + start.min(HEAD_BYTES as u64)
+    }
+
+    /// Whether `bytes` more fit on the spool's filesystem while leaving
+    /// `min_free` free (`statvfs`: `f_bavail` and `f_blocks` in `f_frsize`
+    /// units). `Ok(Err(free))` gives the free bytes when they do not fit.
+    ///
+    /// # Errors
+    /// The `statvfs` call failed.
+    pub fn room(&self, bytes: u64, min_free: MinFree) -> io::Result<Result<(), u64>> {
+        let st = rustix::fs::statvfs(&self.dir)?;
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        let total = st.f_blocks.saturating_mul(st.f_frsize);
+        if free.saturating_sub(bytes) >= min_free.bytes(total) && free >= bytes {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(free))
+        }
+    }
+
     /// Removes the copy of the file `id`: everything in it is acknowledged
     /// (or given up).
     pub fn remove(&self, id: FileId) {
@@ -270,6 +301,32 @@ mod tests {
         spool.remove(FileId::new(logferry_core::DevIno::new(1, 2), 0xabc));
         assert!(spool.load().is_empty());
         assert_eq!(fs::read_dir(dir.path().join("spool")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn room_leaves_the_free_space_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.room(1, MinFree::Bytes(0)).unwrap(), Ok(()));
+        let Err(free) = spool.room(u64::MAX / 2, MinFree::Bytes(0)).unwrap() else {
+            panic!("no filesystem holds 8 EiB");
+        };
+        assert!(free > 0);
+        assert!(
+            spool.room(1, MinFree::Bytes(free)).unwrap().is_err(),
+            "the floor is kept"
+        );
+        assert_eq!(MinFree::Percent(10).bytes(1000), 100);
+        assert_eq!(
+            MinFree::Percent(50).bytes(u64::MAX),
+            u64::MAX / 2,
+            "no overflow"
+        );
+        assert_eq!(
+            Spool::copy_bytes(100_000, 60_000),
+            40_000 + HEAD_BYTES as u64
+        );
+        assert_eq!(Spool::copy_bytes(10, 0), 10);
     }
 
     #[test]

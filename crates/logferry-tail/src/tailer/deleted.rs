@@ -6,14 +6,29 @@
 
 use super::table::{FileState, Handle, Tracked};
 use super::{now_nanos, Runner};
-use crate::events::{LossReason, RotationKind};
+use crate::events::{LossReason, RotationKind, StateFile};
 use crate::identity::{dev_ino, read_head};
-use crate::spool::Spooled;
+use crate::spool::{Spool, Spooled};
 use logferry_core::{DevIno, FileId, KubeLogPath};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Instant;
+
+/// What [`Runner::spool_deleted`] did.
+#[derive(Debug)]
+enum Spooling {
+    /// Copied: the file is read from the copy, under this key.
+    Spooled(DevIno),
+    /// Nothing to copy (all acknowledged, a `.gz` copy exists, unidentified).
+    NotNeeded,
+    /// The spool holds `max_deleted_bytes` already.
+    OverLimit,
+    /// The filesystem would keep less than `spool_min_free`: `bytes` to copy, `free` bytes.
+    NoRoom { bytes: u64, free: u64 },
+    /// The copy failed (`ENOSPC`, `EIO`…); nothing was left behind.
+    Failed(std::io::Error),
+}
 
 impl Runner {
     /// Marks a file unlinked: it is spooled (see [`Runner::spool_deleted`])
@@ -37,52 +52,73 @@ impl Runner {
         }
         t.state = FileState::Deleted;
         t.deleted_since = Some(Instant::now());
-        let key = self.spool_deleted(key);
+        let key = match self.spool_deleted(key) {
+            Spooling::Spooled(new_key) => new_key,
+            Spooling::NoRoom { bytes, free } => {
+                let path = &self.table.tracked(key).path;
+                tracing::warn!(path = %path.display(), bytes, free, min_free = %self.cfg.spool_min_free,
+                    "not spooling a deleted log file: it would leave less than spool_min_free on data_dir's filesystem; its unacknowledged bytes are held only by its open descriptor (copying is tried again as space frees up)");
+                self.unspooled.insert(key, false);
+                key
+            }
+            Spooling::Failed(e) => {
+                let path = &self.table.tracked(key).path;
+                tracing::warn!(path = %path.display(), error = %e,
+                    "failed to spool a deleted log file; its unacknowledged bytes are held only by its open descriptor (retried with backoff)");
+                self.unspooled.insert(key, true);
+                self.spool_failed();
+                key
+            }
+            Spooling::NotNeeded | Spooling::OverLimit => key,
+        };
         self.table.enqueue(key, true);
         self.enforce_deleted_limits();
     }
 
     /// Copies a deleted file's unacknowledged bytes to the spool and reads
     /// from the copy (see [`crate::spool`]), unless everything is acknowledged,
-    /// kubelet left a `.gz` copy (read back after a restart), or the spool
-    /// would exceed `max_deleted_bytes` (then only the open descriptor holds
-    /// the bytes, as before). Returns the file's key, which is the copy's
-    /// `(dev, ino)` once it reads from the copy.
-    fn spool_deleted(&mut self, key: DevIno) -> DevIno {
+    /// kubelet left a `.gz` copy (read back after a restart), the spool would
+    /// exceed `max_deleted_bytes`, or the filesystem would keep less than
+    /// `spool_min_free`. In every case but [`Spooling::Spooled`] only the open
+    /// descriptor holds the bytes.
+    fn spool_deleted(&mut self, key: DevIno) -> Spooling {
         if self.table.tracked(key).is_unidentified() && !self.identify(key) {
-            return key;
+            return Spooling::NotNeeded;
         }
         let (_, spool_bytes) = self.table.spool_usage();
         let t = self.table.tracked(key);
         let (Handle::Reading(r), Some(src)) = (&mut t.handle, &t.source) else {
-            return key;
+            return Spooling::NotNeeded;
         };
         let size = r.file().metadata().map(|m| m.len()).unwrap_or(0);
         let start = t.tracker.checkpoint().unwrap_or(0).min(size);
         if start == size && t.tracker.unacked() == 0 {
-            return key;
+            return Spooling::NotNeeded;
         }
         let gz = format!("{}.gz", t.path.display());
         if KubeLogPath::parse(&t.path).is_some() && Path::new(&gz).exists() {
-            return key;
+            return Spooling::NotNeeded;
         }
-        if spool_bytes + (size - start) > self.cfg.max_deleted_bytes {
-            tracing::warn!(path = %t.path.display(), bytes = size - start, spool_bytes,
+        let bytes = Spool::copy_bytes(size, start);
+        if spool_bytes + bytes > self.cfg.max_deleted_bytes {
+            tracing::warn!(path = %t.path.display(), bytes, spool_bytes,
                 "spool full (max_deleted_bytes): a deleted file's unacknowledged bytes are held only by its open descriptor");
-            return key;
+            return Spooling::OverLimit;
+        }
+        match self.spool.room(bytes, self.cfg.spool_min_free) {
+            Ok(Ok(())) => {}
+            Ok(Err(free)) => return Spooling::NoRoom { bytes, free },
+            Err(e) => return Spooling::Failed(e),
         }
         let fingerprint = src.file.fingerprint;
         let saved = self
             .spool
             .save(r.file(), src.file, start, &t.path)
             .and_then(|(copy, bytes)| Ok((dev_ino(&copy)?, copy, bytes)));
+        self.events.state_write(StateFile::Spool, saved.is_ok());
         let (new_key, copy, bytes) = match saved {
             Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(path = %t.path.display(), error = %e,
-                    "failed to spool a deleted log file; its unacknowledged bytes are held only by its open descriptor");
-                return key;
-            }
+            Err(e) => return Spooling::Failed(e),
         };
         // The deleted file's descriptor closes here, and its inode may be
         // handed to the next new file at once: the entry moves to the copy's key.
@@ -91,7 +127,77 @@ impl Runner {
         tracing::debug!(path = %t.path.display(), start, bytes, "spooled a deleted log file's unacknowledged bytes");
         self.table.rekey(key, new_key);
         self.report_spool();
-        new_key
+        Spooling::Spooled(new_key)
+    }
+
+    /// The safety poll's part for the spool: deleted files that could not be
+    /// spooled (no room above `spool_min_free`, or a failed write) are
+    /// copied again once space frees up; after a failed write not before the
+    /// backoff (1 s doubling to 30 s) has passed. Files released meanwhile
+    /// are no longer waiting.
+    pub(super) fn retry_spool(&mut self) {
+        let table = &self.table;
+        self.unspooled.retain(|key, _| {
+            table.get(*key).is_some_and(|t| {
+                // Read to its end (`finalized`) is no reason: its bytes are
+                // still unacknowledged until it is released.
+                // Read to its end (`finalized`) is no reason: its bytes are
+                // still unacknowledged until it is released.
+                t.state == FileState::Deleted
+                    && t.spooled.is_none()
+                    && matches!(t.handle, Handle::Reading(_))
+            })
+        });
+        let now = Instant::now();
+        if !self.unspooled.is_empty() && self.spool_backoff.due(now) {
+            let keys: Vec<DevIno> = self.unspooled.keys().copied().collect();
+            let mut failed = false;
+            for key in keys {
+                match self.spool_deleted(key) {
+                    Spooling::Spooled(new_key) => {
+                        self.unspooled.remove(&key);
+                        let path = &self.table.tracked(new_key).path;
+                        tracing::info!(path = %path.display(), "spooled a deleted log file after all");
+                    }
+                    Spooling::NoRoom { .. } => {
+                        self.unspooled.insert(key, false);
+                    }
+                    Spooling::Failed(e) => {
+                        if !self.spool_backoff.failing() {
+                            let path = &self.table.tracked(key).path;
+                            tracing::warn!(path = %path.display(), error = %e, "spooling a deleted log file failed again");
+                        }
+                        self.unspooled.insert(key, true);
+                        failed = true;
+                    }
+                    Spooling::NotNeeded | Spooling::OverLimit => {
+                        self.unspooled.remove(&key);
+                    }
+                }
+            }
+            if failed {
+                self.spool_backoff.failed(now);
+                if !self.spool_failing {
+                    self.spool_failing = true;
+                    self.events.state_write_failing(StateFile::Spool, true);
+                }
+            }
+        }
+        if self.spool_failing && !self.unspooled.values().any(|&write_error| write_error) {
+            self.spool_failing = false;
+            self.spool_backoff.succeeded();
+            tracing::info!("spool writes work again (or no deleted file waits for one)");
+            self.events.state_write_failing(StateFile::Spool, false);
+        }
+    }
+
+    /// A spool write failed: backoff starts, readiness drops.
+    fn spool_failed(&mut self) {
+        if !self.spool_failing {
+            self.spool_failing = true;
+            self.spool_backoff.failed(Instant::now());
+            self.events.state_write_failing(StateFile::Spool, true);
+        }
     }
 
     /// Tracks the copies an earlier run left in the spool: each is read from
@@ -199,7 +305,18 @@ impl Runner {
         });
         let _ = std::fs::remove_file(&tmp);
         let (len, file) = match copied {
-            Ok(c) => c,
+            Ok(c) => {
+                self.events.state_write(StateFile::Spool, true);
+                c
+            }
+            Err(e) if e.raw_os_error().is_some() => {
+                // The system refused (a full data_dir, EIO, EMFILE): counted, and
+                // the `.gz` is examined again at the next rescan.
+                tracing::warn!(path = %path.display(), error = %e, "failed to decompress gzipped log file into data_dir; retried at the next rescan");
+                self.events.state_write(StateFile::Spool, false);
+                self.gz_seen.remove(path);
+                return;
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "failed to decompress gzipped log file");
                 return;
@@ -317,8 +434,8 @@ impl Runner {
 mod tests {
     use super::super::table::FileState;
     use super::super::testutil::{kube_runner, kube_runner_with, write_log, LOG_A};
-    use crate::config::RunMode;
-    use crate::events::LossReason;
+    use crate::config::{MinFree, RunMode};
+    use crate::events::{LossReason, StateFile};
     use crate::identity::head_of;
     use logferry_core::{DevIno, FileId, LogFormat, RecordBatch};
     use std::io::Write;
@@ -422,6 +539,92 @@ mod tests {
         );
     }
 
+    /// Regression (issue 10, item 4): a spool copy that failed was never
+    /// tried again, and nothing but a log line told.
+    #[test]
+    fn a_failed_spool_write_holds_the_descriptor_is_counted_and_retried() {
+        let (tmp, mut r, ev) = kube_runner(RunMode::Follow);
+        let dir = write_log(tmp.path(), "0.log", LOG_A);
+        r.full_scan();
+        let key = r.table.at_path(&dir.join("0.log")).unwrap();
+        assert!(r.identify(key));
+        let id = r.table.tracked(key).source.as_ref().unwrap().file;
+        // A directory where the copy's temp file goes: the copy fails (EISDIR).
+        let blocker = tmp.path().join(format!(
+            "data/spool/{}-{}-{:016x}.log.tmp",
+            id.dev, id.ino, id.fingerprint
+        ));
+        std::fs::create_dir(&blocker).unwrap();
+        std::fs::remove_file(dir.join("0.log")).unwrap();
+        r.full_scan();
+        let t = r.table.get(key).expect("held under its own key");
+        assert_eq!(t.state, FileState::Deleted);
+        assert!(t.spooled.is_none());
+        assert_eq!(*ev.writes.lock().unwrap(), [(StateFile::Spool, false)]);
+        assert_eq!(*ev.failing.lock().unwrap(), [(StateFile::Spool, true)]);
+        r.retry_spool();
+        assert_eq!(
+            ev.writes.lock().unwrap().len(),
+            1,
+            "not again before the backoff"
+        );
+
+        std::fs::remove_dir(&blocker).unwrap();
+        r.spool_backoff.next = Some(std::time::Instant::now());
+        r.retry_spool();
+        assert!(r.table.get(key).is_none(), "read from the copy now");
+        assert!(r.table.values().next().unwrap().spooled.is_some());
+        assert_eq!(spool_files(&tmp), 2);
+        assert_eq!(
+            ev.writes.lock().unwrap().last(),
+            Some(&(StateFile::Spool, true))
+        );
+        assert_eq!(
+            ev.failing.lock().unwrap().last(),
+            Some(&(StateFile::Spool, false))
+        );
+        r.fill_outbox();
+        assert_eq!(
+            messages(&r.outbox.drain(..).collect::<Vec<_>>()),
+            ["first line", "second line"]
+        );
+    }
+
+    #[test]
+    fn the_spool_keeps_spool_min_free_and_copies_once_space_frees_up() {
+        let (tmp, mut r, ev) = kube_runner_with(RunMode::Follow, |c| {
+            c.spool_min_free = MinFree::Bytes(u64::MAX)
+        });
+        let dir = write_log(tmp.path(), "0.log", LOG_A);
+        r.full_scan();
+        let key = r.table.at_path(&dir.join("0.log")).unwrap();
+        // Read to its end, not acknowledged (Elasticsearch is down).
+        r.fill_outbox();
+        let sent: Vec<RecordBatch> = r.outbox.drain(..).collect();
+        assert_eq!(messages(&sent), ["first line", "second line"]);
+        std::fs::remove_file(dir.join("0.log")).unwrap();
+        r.full_scan();
+        r.fill_outbox();
+        assert!(
+            r.table
+                .get(key)
+                .is_some_and(|t| t.spooled.is_none() && t.finalized),
+            "held open only, read to its end, waiting for acknowledgements"
+        );
+        assert_eq!(spool_files(&tmp), 0);
+        assert!(ev.writes.lock().unwrap().is_empty(), "nothing written");
+        assert!(
+            ev.failing.lock().unwrap().is_empty(),
+            "a floor is no write error"
+        );
+        assert!(ev.lost.lock().unwrap().is_empty());
+
+        r.cfg.spool_min_free = MinFree::Bytes(0);
+        r.retry_spool();
+        assert!(r.table.get(key).is_none(), "copied now");
+        assert_eq!(spool_files(&tmp), 2);
+    }
+
     fn gzip(body: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(body).unwrap();
@@ -453,6 +656,27 @@ mod tests {
         assert_eq!(messages(std::slice::from_ref(&batch)), ["second line"]);
         assert_eq!(batch.source.file.dev_ino(), DevIno::new(7, 9));
         assert_eq!(batch.records[0].start, first, "offsets of the original");
+    }
+
+    #[test]
+    fn a_gz_copy_that_cannot_be_decompressed_into_data_dir_is_counted_and_tried_again() {
+        let (tmp, mut r, ev) = kube_runner(RunMode::Follow);
+        let first = LOG_A.iter().position(|b| *b == b'\n').unwrap() as u64 + 1;
+        checkpoint_after_first_line(&mut r, first);
+        // A directory where the decompressed copy goes: the write fails (EISDIR).
+        let blocker = tmp.path().join("data/gunzip-7-9.log");
+        std::fs::create_dir(&blocker).unwrap();
+        write_log(tmp.path(), "0.log.20261122-134510.gz", &gzip(LOG_A));
+        r.full_scan();
+        assert_eq!(r.table.len(), 0);
+        assert_eq!(*ev.writes.lock().unwrap(), [(StateFile::Spool, false)]);
+        std::fs::remove_dir(&blocker).unwrap();
+        r.full_scan();
+        assert_eq!(r.table.len(), 1, "read at the next scan");
+        assert_eq!(
+            ev.writes.lock().unwrap().last(),
+            Some(&(StateFile::Spool, true))
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::table::{FileState, Handle};
 use super::Runner;
 use crate::decode::LineDecoder;
 use crate::error::Error;
+use crate::events::StateFile;
 use crate::identity::{dev_ino, fingerprint_matches};
 use crate::joiner::Joiner;
 use crate::reader::FileReader;
@@ -217,8 +218,42 @@ impl Runner {
             self.reopen(key);
         }
         self.enforce_open_limit(None);
+        self.retry_spool();
         let (open, deleted) = self.table.open_count();
         self.events.files_open(open, deleted);
+    }
+
+    /// The checkpoint interval: writes changed checkpoints. A failed write
+    /// (`ENOSPC`, `EIO`, `EMFILE`…) is logged, reported
+    /// ([`TailEvents::state_write`](crate::TailEvents::state_write),
+    /// [`TailEvents::state_write_failing`](crate::TailEvents::state_write_failing))
+    /// and retried with backoff (1 s doubling to 30 s); reading and shipping go
+    /// on meanwhile, and the next successful write catches every checkpoint up.
+    pub(super) fn checkpoint_tick(&mut self) {
+        let now = Instant::now();
+        if !self.ckpt_backoff.due(now) {
+            return;
+        }
+        match self.save_checkpoints(false) {
+            Ok(()) => {
+                if self.ckpt_backoff.succeeded() {
+                    tracing::info!(path = %self.store.path().display(), "checkpoints written again");
+                    self.events
+                        .state_write_failing(StateFile::Checkpoints, false);
+                }
+            }
+            Err(e) => {
+                let first = !self.ckpt_backoff.failing();
+                let retry_in = self.ckpt_backoff.failed(now);
+                let cause = std::error::Error::source(&e).map(ToString::to_string);
+                tracing::error!(error = %e, cause, ?retry_in,
+                    "cannot write checkpoints (is data_dir's filesystem full?); reading and shipping go on, checkpoints are written again with backoff (a restart meanwhile ships the records since the last written checkpoint again, as duplicates)");
+                if first {
+                    self.events
+                        .state_write_failing(StateFile::Checkpoints, true);
+                }
+            }
+        }
     }
 
     /// Copies every file's checkpoint into the store and persists the store
@@ -240,9 +275,77 @@ impl Runner {
             lag += size.saturating_sub(cp);
         }
         if self.store.is_dirty() || force {
-            self.store.save(force)?;
+            let saved = self.store.save(force);
+            self.events
+                .state_write(StateFile::Checkpoints, saved.is_ok());
+            saved?;
             self.events.checkpoints_written(self.store.len(), lag);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{kube_runner, write_log, LOG_A};
+    use crate::checkpoint::CheckpointStore;
+    use crate::config::RunMode;
+    use crate::events::StateFile;
+
+    /// Regression (issue 10, item 4): a checkpoint write that failed
+    /// (`ENOSPC` on a full `data_dir`) ended the tailer, and with it the process.
+    #[test]
+    fn a_failed_checkpoint_write_is_counted_retried_with_backoff_and_catches_up() {
+        let (tmp, mut r, ev) = kube_runner(RunMode::Follow);
+        write_log(tmp.path(), "0.log", LOG_A);
+        r.full_scan();
+        r.fill_outbox();
+        for b in r.outbox.drain(..).collect::<Vec<_>>() {
+            r.on_ack(b.ack);
+        }
+        // A directory where the temp file goes: every write fails (EISDIR).
+        let data = tmp.path().join("data");
+        let blocker = data.join("checkpoints.json.tmp");
+        std::fs::create_dir(&blocker).unwrap();
+        r.checkpoint_tick();
+        assert_eq!(
+            *ev.writes.lock().unwrap(),
+            [(StateFile::Checkpoints, false)]
+        );
+        assert_eq!(
+            *ev.failing.lock().unwrap(),
+            [(StateFile::Checkpoints, true)]
+        );
+        assert!(r.store.is_dirty(), "kept for the next try");
+        r.checkpoint_tick();
+        assert_eq!(
+            ev.writes.lock().unwrap().len(),
+            1,
+            "not again before the backoff"
+        );
+        r.ckpt_backoff.next = Some(std::time::Instant::now());
+        r.checkpoint_tick();
+        assert_eq!(ev.writes.lock().unwrap().len(), 2, "tried again after it");
+        assert_eq!(r.ckpt_backoff.failures, 2, "the backoff grows");
+        assert_eq!(ev.failing.lock().unwrap().len(), 1, "failing reported once");
+
+        // Space again: the next write catches every checkpoint up.
+        std::fs::remove_dir(&blocker).unwrap();
+        r.ckpt_backoff.next = Some(std::time::Instant::now());
+        r.checkpoint_tick();
+        assert_eq!(
+            ev.writes.lock().unwrap().last(),
+            Some(&(StateFile::Checkpoints, true))
+        );
+        assert_eq!(
+            ev.failing.lock().unwrap().last(),
+            Some(&(StateFile::Checkpoints, false))
+        );
+        let saved = CheckpointStore::load(&data).unwrap();
+        assert_eq!(
+            saved.iter().map(|e| e.offset).collect::<Vec<_>>(),
+            [LOG_A.len() as u64]
+        );
+        assert!(!blocker.exists());
     }
 }

@@ -189,6 +189,55 @@ struct Runner {
     fallback: LogFormat,
     /// Files handed over by a standby, until the first scan is done.
     adopted: Vec<table::Held>,
+    /// When checkpoints are written again after a failed write.
+    ckpt_backoff: Backoff,
+    /// Deleted files held open because spooling them failed (`true`: a
+    /// write error) or found no room above `spool_min_free` (`false`).
+    unspooled: HashMap<DevIno, bool>,
+    /// When spooling is tried again after a failed write.
+    spool_backoff: Backoff,
+    /// Whether the last spool write failed and a file still waits for one.
+    spool_failing: bool,
+}
+
+/// Retry timing of a failing write in `data_dir`: the first retry after
+/// [`Backoff::FIRST`], doubling up to [`Backoff::MAX`].
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+    next: Option<std::time::Instant>,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(30);
+
+    /// Whether an attempt is due at `now`.
+    fn due(&self, now: std::time::Instant) -> bool {
+        self.next.is_none_or(|t| now >= t)
+    }
+
+    /// Records a failure at `now`; returns the wait before the next attempt.
+    fn failed(&mut self, now: std::time::Instant) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let wait = Backoff::FIRST
+            .saturating_mul(1 << (self.failures - 1).min(16))
+            .min(Backoff::MAX);
+        self.next = Some(now + wait);
+        wait
+    }
+
+    /// Records a success; returns whether attempts were failing before.
+    fn succeeded(&mut self) -> bool {
+        let was = self.failures > 0;
+        *self = Backoff::default();
+        was
+    }
+
+    /// Whether the last attempt failed.
+    fn failing(&self) -> bool {
+        self.failures > 0
+    }
 }
 
 fn now_nanos() -> i64 {
@@ -233,6 +282,10 @@ impl Runner {
             summary: TailSummary::default(),
             polls: 0,
             adopted: Vec::new(),
+            ckpt_backoff: Backoff::default(),
+            unspooled: HashMap::new(),
+            spool_backoff: Backoff::default(),
+            spool_failing: false,
         })
     }
 
@@ -377,7 +430,7 @@ impl Runner {
                     ticks = ticks.wrapping_add(1);
                     self.housekeeping(ticks % POLL_EVERY_TICKS == 0 && !stopped);
                 }
-                _ = ckpt.tick() => self.save_checkpoints(false)?,
+                _ = ckpt.tick() => self.checkpoint_tick(),
                 _ = rescan.tick(), if !stopped && self.mode == RunMode::Follow => self.full_scan(),
                 _ = std::future::ready(()), if has_read_work => {}
             }

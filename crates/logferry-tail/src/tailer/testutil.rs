@@ -4,7 +4,7 @@
 use super::Runner;
 use crate::checkpoint::CheckpointStore;
 use crate::config::{RunMode, TailConfig};
-use crate::events::{LossReason, RotationKind, TailEvents};
+use crate::events::{LossReason, RotationKind, StateFile, TailEvents};
 use logferry_core::Source;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,6 +19,10 @@ pub(super) struct Recorder {
     pub events: Mutex<Vec<String>>,
     pub lost: Mutex<Vec<(u64, LossReason)>>,
     pub spool: Mutex<Vec<(usize, u64)>>,
+    /// `state_write` calls.
+    pub writes: Mutex<Vec<(StateFile, bool)>>,
+    /// `state_write_failing` calls.
+    pub failing: Mutex<Vec<(StateFile, bool)>>,
 }
 
 impl Recorder {
@@ -48,6 +52,12 @@ impl TailEvents for Recorder {
     }
     fn spool_changed(&self, files: usize, bytes: u64) {
         self.spool.lock().unwrap().push((files, bytes));
+    }
+    fn state_write(&self, file: StateFile, ok: bool) {
+        self.writes.lock().unwrap().push((file, ok));
+    }
+    fn state_write_failing(&self, file: StateFile, failing: bool) {
+        self.failing.lock().unwrap().push((file, failing));
     }
 }
 
