@@ -11,6 +11,12 @@ exit 0. Exceptions, each by the heading the block sits under (so a reader sees t
   pass the chart's schema, which rejects unknown keys); `kubectl` lines are not run.
 * a heading that says "run by hand": not run (the benchmark takes minutes).
 * `bash .ci/run` is the command that runs this script; it is not run again.
+* a heading that says "running instance": the block is one session against a live daemon (it
+  starts logferry in the background with `&`, `curl`s it, stops it with `kill %1 && wait %1`), so
+  the whole block runs as one bash script (`set -eo pipefail`: every command must succeed), in
+  its own process group, which is killed afterwards whatever happened. Its port (the
+  quickstart's 127.0.0.1:2020) must be free before it starts, so that the curls reach the
+  instance the block started and no other.
 
 The quickstart (`cargo run --release -- run --once --config examples/quickstart.yaml`) must
 also print at least one document, so target/quickstart-data (its checkpoints) is removed first,
@@ -20,6 +26,8 @@ import glob
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 
@@ -30,10 +38,12 @@ FILES = ["README.md", "charts/logferry/README.md"] + sorted(
 
 
 def commands(path):
-    """(heading, command) for every command of every sh/bash block of `path`."""
+    """(heading, command, block) for every command of every sh/bash block of `path` (`block`
+    numbers the blocks of the file)."""
     heading = ""
     out = []
     in_block = False
+    block = 0
     pending = ""
     with open(os.path.join(ROOT, path), encoding="utf-8") as f:
         for line in f:
@@ -43,6 +53,7 @@ def commands(path):
                     heading = line.lstrip("#").strip()
                 elif re.match(r"^```(sh|bash|shell)\s*$", line):
                     in_block = True
+                    block += 1
                 continue
             if line.startswith("```"):
                 in_block = False
@@ -56,7 +67,7 @@ def commands(path):
             command = (pending + text).strip()
             pending = ""
             # A trailing comment is documentation, not part of the command.
-            out.append((heading, re.sub(r"\s+#\s[^'\"]*$", "", command)))
+            out.append((heading, re.sub(r"\s+#\s[^'\"]*$", "", command), block))
     return out
 
 
@@ -66,18 +77,78 @@ def run(command, env):
     )
 
 
+# The admin address of the quickstart (examples/quickstart.yaml: server.listen).
+QUICKSTART_ADMIN = ("127.0.0.1", 2020)
+
+
+def port_free(addr):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(addr)
+            return True
+        except OSError:
+            return False
+
+
+def run_session(commands, env):
+    """A "running instance" block as one script in its own process group; the group (the
+    background daemon included) is killed afterwards. Generous timeout: the machine is loaded."""
+    if not port_free(QUICKSTART_ADMIN):
+        return subprocess.CompletedProcess(
+            commands, 1, "", f"{QUICKSTART_ADMIN[0]}:{QUICKSTART_ADMIN[1]} is in use by another process"
+        )
+    script = "set -eo pipefail\n" + "\n".join(commands) + "\n"
+    p = subprocess.Popen(
+        ["bash", "-c", script], cwd=ROOT, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        out, err = p.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        err += "\ntimed out after 600 s"
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(commands, p.returncode, out, err)
+
+
 def main():
     env = dict(os.environ)
     tools = os.environ.get("LOGFERRY_TOOLS_DIR", os.path.join(ROOT, "target", "tools"))
     env["PATH"] = os.path.join(tools, "bin") + os.pathsep + env.get("PATH", "")
-    found = [(path, h, c) for path in FILES for (h, c) in commands(path)]
+    found = [(path, h, c, b) for path in FILES for (h, c, b) in commands(path)]
     if not found:
         print("readme: no commands found in " + ", ".join(FILES))
         return 1
     passed = failed = 0
-    for path, heading, command in found:
+    sessions = 0
+    done_blocks = set()
+    for path, heading, command, block in found:
         lower = heading.lower()
         what = command
+        if "running instance" in lower:
+            if (path, block) in done_blocks:
+                continue
+            done_blocks.add((path, block))
+            session = [c for (p, _, c, b) in found if (p, b) == (path, block)]
+            r = run_session(session, env)
+            if r.returncode == 0:
+                passed += 1
+                sessions += 1
+                print(f"ok   - {path}: against a running instance, as one session:")
+            else:
+                failed += 1
+                print(f"FAIL - {path}: against a running instance, as one session (exit {r.returncode}):")
+            for c in session:
+                print(f"         {c}")
+            print("  stdout: " + r.stdout[-2000:].replace("\n", "\n  "))
+            if r.returncode != 0:
+                print("  stderr: " + r.stderr[-3000:].replace("\n", "\n  "))
+            continue
         if command == "bash .ci/run":
             print(f"skip - {path}: {command} (this is the CI entry point that runs these)")
             continue
