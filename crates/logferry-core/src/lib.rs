@@ -32,7 +32,8 @@ mod pod;
 mod record;
 
 pub use ack::{AckToken, Acker};
-pub use airflow::{next_offset, AirflowTask, TaskFields};
+pub use airflow::offset::next_offset;
+pub use airflow::{AirflowTask, TaskFields};
 pub use config::ConfigProblem;
 pub use file::{DevIno, FileId, SourceId};
 pub use level::Level;

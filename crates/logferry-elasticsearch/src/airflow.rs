@@ -154,7 +154,7 @@ impl AirflowState {
             // Airflow 3's handler shows `event`, Airflow 2's `message`.
             out.extend_from_slice(b",\"event\":");
             match member("message") {
-                Some(raw) => crate::document::write_raw(out, raw),
+                Some(raw) => crate::json::write_raw(out, raw),
                 None => write_str(out, &record.message),
             }
         }

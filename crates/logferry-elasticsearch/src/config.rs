@@ -1,56 +1,12 @@
 //! Forwarder configuration: typed, validated values (the daemon parses YAML
-//! into these; see `elasticsearch:` in SPEC.md).
+//! into these; see `elasticsearch:` in the README's configuration reference).
 
 use crate::error::Error;
-use crate::index::{sanitize_index_name, IndexNameTemplate};
+use crate::index::{sanitize_index_name, IndexNameTemplate, IndexTarget};
 use elasticsearch::http::Url;
 use logferry_core::ConfigProblem;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Where documents go.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum IndexTarget {
-    /// A regular index whose name is rendered per record from `template`:
-    /// `strftime` specifiers (chrono, on the record's UTC time) and
-    /// `{field.path}` placeholders naming a document field
-    /// (`logs-{kubernetes.namespace}-%Y.%m.%d`). See [`crate::index`] for the
-    /// rendering and the character replacement rule.
-    Index {
-        /// The parsed template, e.g. `logs-k8s-%Y.%m.%d`.
-        template: IndexNameTemplate,
-    },
-    /// A data stream named `<kind>-<dataset>-<namespace>`
-    /// (Elastic's data stream naming scheme:
-    /// <https://www.elastic.co/guide/en/elasticsearch/reference/8.19/data-streams.html>),
-    /// written with the `create` op.
-    DataStream {
-        /// Data stream type, normally `logs`.
-        kind: String,
-        /// Dataset, e.g. `kubernetes`.
-        dataset: String,
-        /// Namespace, e.g. `default`.
-        namespace: String,
-    },
-}
-
-impl Default for IndexTarget {
-    /// The data stream `logs-kubernetes.container_logs-default`, the one
-    /// Elastic's own Kubernetes integration writes container logs to. On a
-    /// stock 8.x/9.x cluster it works with a writer-only credential
-    /// (`create_doc` and `auto_configure` on `logs-kubernetes.container_logs-*`)
-    /// and no template of ours: Elasticsearch's built-in `logs` template
-    /// (`logs-*-*`, priority 100) makes it a data stream with ECS mappings
-    /// and a default lifecycle. An index name such as `logs-k8s-2026.11.22`
-    /// would also match `logs-*-*` and silently become a data stream.
-    fn default() -> Self {
-        IndexTarget::DataStream {
-            kind: "logs".to_owned(),
-            dataset: "kubernetes.container_logs".to_owned(),
-            namespace: "default".to_owned(),
-        }
-    }
-}
 
 /// How requests authenticate. Secrets are read from files at
 /// [`Forwarder::new`](crate::Forwarder::new), and again after a `401`

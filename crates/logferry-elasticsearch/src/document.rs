@@ -53,7 +53,7 @@
 
 use crate::airflow::AirflowState;
 use crate::index::{data_stream_part, IndexNameTemplate};
-use crate::json::{write_str, write_timestamp, write_u64};
+use crate::json::{write_raw, write_str, write_timestamp, write_u64};
 use crate::log_id::LogIdTemplate;
 use crate::meta::MetaView;
 use crate::tail::{encode_ecs_tail, encode_fluentd_tail};
@@ -162,9 +162,6 @@ struct FileEntry {
     /// Last rendered index name and its bucket key.
     index: Option<(Option<i64>, String)>,
 }
-
-/// The ECS version the documents follow (`ecs.version`).
-pub const ECS_VERSION: &str = "8.11.0";
 
 /// Most cached files before the cache is emptied (bounded memory).
 const MAX_CACHED_FILES: usize = 4096;
@@ -547,20 +544,6 @@ fn write_document(out: &mut Vec<u8>, doc: &[u8]) {
 fn looks_like_object(msg: &[u8]) -> bool {
     let t = msg.trim_ascii();
     t.first() == Some(&b'{') && t.last() == Some(&b'}')
-}
-
-/// Copies a raw JSON value, turning insignificant line breaks into spaces
-/// (a valid JSON text has no raw line break inside strings), so the document
-/// stays on one NDJSON line.
-pub(crate) fn write_raw(out: &mut Vec<u8>, raw: &RawValue) {
-    let bytes = raw.get().as_bytes();
-    let at = out.len();
-    out.extend_from_slice(bytes);
-    for b in &mut out[at..] {
-        if *b == b'\n' || *b == b'\r' {
-            *b = b' ';
-        }
-    }
 }
 
 /// The top-level members of a JSON object, in order, values left raw.

@@ -4,11 +4,12 @@
 
 use crate::batch::{BatchTracker, BulkBuilder, Item, ItemKind};
 use crate::client::Endpoints;
-use crate::config::{ElasticsearchConfig, IndexTarget};
+use crate::config::ElasticsearchConfig;
 use crate::document::{DocumentEncoder, DocumentOptions, IndexNaming};
 use crate::error::Error;
 use crate::events::ForwarderEvents;
 use crate::health::ForwarderHealth;
+use crate::index::IndexTarget;
 use crate::index::{data_stream_part, IndexNameTemplate};
 use crate::ship::dispatch;
 use crate::startup::startup;

@@ -30,11 +30,54 @@
 //! removed, the name is cut to 255 bytes at a character boundary, and a name
 //! left empty, `.` or `..` becomes `logferry-invalid-index-name`.
 
-use crate::config::IndexTarget;
 use crate::error::Error;
 use crate::meta::MetaView;
 use chrono::{DateTime, Utc};
 use std::fmt::Write as _;
+
+/// Where documents go.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum IndexTarget {
+    /// A regular index whose name is rendered per record from `template`:
+    /// `strftime` specifiers (chrono, on the record's UTC time) and
+    /// `{field.path}` placeholders naming a document field
+    /// (`logs-{kubernetes.namespace}-%Y.%m.%d`). See [`crate::index`] for the
+    /// rendering and the character replacement rule.
+    Index {
+        /// The parsed template, e.g. `logs-k8s-%Y.%m.%d`.
+        template: IndexNameTemplate,
+    },
+    /// A data stream named `<kind>-<dataset>-<namespace>`
+    /// (Elastic's data stream naming scheme:
+    /// <https://www.elastic.co/guide/en/elasticsearch/reference/8.19/data-streams.html>),
+    /// written with the `create` op.
+    DataStream {
+        /// Data stream type, normally `logs`.
+        kind: String,
+        /// Dataset, e.g. `kubernetes`.
+        dataset: String,
+        /// Namespace, e.g. `default`.
+        namespace: String,
+    },
+}
+
+impl Default for IndexTarget {
+    /// The data stream `logs-kubernetes.container_logs-default`, the one
+    /// Elastic's own Kubernetes integration writes container logs to. On a
+    /// stock 8.x/9.x cluster it works with a writer-only credential
+    /// (`create_doc` and `auto_configure` on `logs-kubernetes.container_logs-*`)
+    /// and no template of ours: Elasticsearch's built-in `logs` template
+    /// (`logs-*-*`, priority 100) makes it a data stream with ECS mappings
+    /// and a default lifecycle. An index name such as `logs-k8s-2026.11.22`
+    /// would also match `logs-*-*` and silently become a data stream.
+    fn default() -> Self {
+        IndexTarget::DataStream {
+            kind: "logs".to_owned(),
+            dataset: "kubernetes.container_logs".to_owned(),
+            namespace: "default".to_owned(),
+        }
+    }
+}
 
 /// The name of the data stream for a [`IndexTarget::DataStream`]
 /// (`<kind>-<dataset>-<namespace>`, after the index name replacement rule);

@@ -185,6 +185,20 @@ pub fn write_timestamp(out: &mut Vec<u8>, nanos: i64) {
     out.extend_from_slice(b"Z\"");
 }
 
+/// Copies a raw JSON value, turning insignificant line breaks into spaces
+/// (a valid JSON text has no raw line break inside strings), so the document
+/// stays on one NDJSON line.
+pub(crate) fn write_raw(out: &mut Vec<u8>, raw: &serde_json::value::RawValue) {
+    let bytes = raw.get().as_bytes();
+    let at = out.len();
+    out.extend_from_slice(bytes);
+    for b in &mut out[at..] {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,8 +97,8 @@ mod tail;
 pub use client::build_client;
 pub use cloud::cloud_id_endpoint;
 pub use config::{
-    Auth, BatchConfig, Compression, DeadLetterFileConfig, ElasticsearchConfig, IndexTarget,
-    RetryConfig, TemplateOptions, TlsConfig,
+    Auth, BatchConfig, Compression, DeadLetterFileConfig, ElasticsearchConfig, RetryConfig,
+    TemplateOptions, TlsConfig,
 };
 pub use document::{AirflowOptions, DocumentEncoder, DocumentOptions, Schema};
 /// The `elasticsearch` crate, re-exported for users of [`build_client`].
@@ -107,7 +107,7 @@ pub use error::Error;
 pub use events::{BulkOutcome, ForwarderEvents, ItemErrorReason, NoopEvents};
 pub use forwarder::Forwarder;
 pub use health::ForwarderHealth;
-pub use index::{data_stream_name, IndexNameTemplate};
+pub use index::{data_stream_name, IndexNameTemplate, IndexTarget};
 pub use log_id::LogIdTemplate;
 pub use state::ForwarderSummary;
 /// Re-exported for [`Forwarder::run`].

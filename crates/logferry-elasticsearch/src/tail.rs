@@ -2,10 +2,12 @@
 //! container, host; ECS or Fluentd names), encoded once per file and copied
 //! into each of its documents by [`crate::document`].
 
-use crate::document::ECS_VERSION;
 use crate::json::{write_key, write_str};
 use crate::meta::MetaView;
 use std::collections::BTreeMap;
+
+/// The ECS version the documents follow (`ecs.version`).
+pub const ECS_VERSION: &str = "8.11.0";
 
 /// Writes JSON objects whose members are all optional; empty objects vanish.
 struct ObjWriter<'a> {

@@ -25,8 +25,9 @@
 //!   `index.mapping.total_fields.limit` (default 1000) and send everyone's
 //!   documents to the dead letter.
 
-use crate::config::{IndexTarget, TemplateOptions};
+use crate::config::TemplateOptions;
 use crate::document::Schema;
+use crate::index::IndexTarget;
 use crate::index::{data_stream_name, data_stream_part};
 use serde_json::{json, Value};
 

@@ -8,7 +8,7 @@
 //! files: its batches queue while its lookup runs, everything else flows.
 
 use crate::filter::{retain_min_level, Selector};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, BELOW_MIN_LEVEL, EXCLUDED, STORE_DISABLED};
 use futures::stream::{FuturesUnordered, StreamExt};
 use logferry_core::{Acker, Level, PodMeta, RecordBatch, SourceId};
 use logferry_kube::{Lookup, PodStore};
@@ -53,17 +53,6 @@ pub struct Enricher {
     /// Metrics.
     pub metrics: Arc<Metrics>,
 }
-
-/// `reason` of `logferry_records_without_metadata_total` when the pod store
-/// is off (`kubernetes.enabled: false` or no API configuration); the other
-/// reasons are [`logferry_kube::PathOnlyReason`]'s labels.
-pub const STORE_DISABLED: &str = "disabled";
-/// `reason` of a record dropped because its pod or namespace opted out.
-const EXCLUDED: &str = "excluded";
-/// `reason` of a record dropped by `filter.min_level`.
-const BELOW_MIN_LEVEL: &str = "min_level";
-/// Every `reason` of `logferry_dropped_records_total`.
-pub const DROP_REASONS: &[&str] = &[EXCLUDED, BELOW_MIN_LEVEL];
 
 impl Enricher {
     fn decide_without_api(&self, batch: &RecordBatch) -> Option<Decision> {

@@ -4,7 +4,7 @@
 //! store, so that a deleted pod's metadata lives as long as any of its files
 //! is open or unread.
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, DEAD_LETTER_DESTINATIONS};
 use logferry_core::Source;
 use logferry_elasticsearch::{BulkOutcome, ForwarderEvents, ItemErrorReason};
 use logferry_kube::{KubeEvents, PodStore};
@@ -125,10 +125,6 @@ impl KubeEvents for DaemonKubeEvents {
             .inc();
     }
 }
-
-/// `destination` of `logferry_elasticsearch_dead_lettered_records_total`:
-/// the dead-letter index, or the dead-letter file when even that refused.
-pub const DEAD_LETTER_DESTINATIONS: &[&str] = &["index", "file"];
 
 /// [`ForwarderEvents`] for the daemon.
 pub struct DaemonForwarderEvents {

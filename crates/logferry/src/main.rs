@@ -5,7 +5,7 @@
 //! Elasticsearch exactly once (deterministic `_id`s, bulk `create`, checkpoints
 //! that only advance over acknowledged records), in bounded memory.
 //!
-//! Subcommands (see `SPEC.md` and the README):
+//! Subcommands (see the README):
 //! * `run [--config PATH] [--once]` (default): the daemon;
 //! * `validate --config PATH`: check a configuration, print every problem;
 //! * `verify`: count what reached Elasticsearch, find gaps and duplicates.

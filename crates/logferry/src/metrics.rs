@@ -6,6 +6,10 @@
 //! `ForwarderEvents`), implemented in `events.rs` on top of these metrics;
 //! they are called per batch or per event, never per line.
 
+mod nats;
+
+pub use nats::NatsMetrics;
+
 use logferry_elasticsearch::{BulkOutcome, ItemErrorReason};
 use logferry_kube::{KubeError, PathOnlyReason, WATCHED_RESOURCES};
 use logferry_tail::{LossReason, RotationKind};
@@ -13,6 +17,20 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
+
+/// `reason` of `logferry_records_without_metadata_total` when the pod store
+/// is off (`kubernetes.enabled: false` or no API configuration); the other
+/// reasons are [`logferry_kube::PathOnlyReason`]'s labels.
+pub const STORE_DISABLED: &str = "disabled";
+/// `reason` of a record dropped because its pod or namespace opted out.
+pub const EXCLUDED: &str = "excluded";
+/// `reason` of a record dropped by `filter.min_level`.
+pub const BELOW_MIN_LEVEL: &str = "min_level";
+/// Every `reason` of `logferry_dropped_records_total`.
+pub const DROP_REASONS: &[&str] = &[EXCLUDED, BELOW_MIN_LEVEL];
+/// `destination` of `logferry_elasticsearch_dead_lettered_records_total`:
+/// the dead-letter index, or the dead-letter file when even that refused.
+pub const DEAD_LETTER_DESTINATIONS: &[&str] = &["index", "file"];
 
 /// Every metric the daemon exports, registered in one [`Registry`].
 pub struct Metrics {
@@ -82,7 +100,7 @@ pub struct Metrics {
     /// Shutdowns whose drain timeout fired with records not delivered.
     pub shutdown_drain_timeouts: IntCounter,
     /// The NATS source's and sink's families (`logferry_nats_*`).
-    pub nats: crate::nats::NatsMetrics,
+    pub nats: NatsMetrics,
     /// Refused documents held back because the dead-letter file is full (per attempt).
     pub es_dead_letter_file_full: IntCounter,
 }
@@ -279,7 +297,7 @@ impl Metrics {
                 "logferry_shutdown_drain_timeouts_total",
                 "Shutdowns whose drain timeout fired with records not delivered (they are read again at the next start).",
             ),
-            nats: crate::nats::NatsMetrics::register(&r),
+            nats: NatsMetrics::register(&r),
             es_dead_letter_file_full: counter(
                 &r,
                 "logferry_elasticsearch_dead_letter_file_full_total",
@@ -307,10 +325,10 @@ impl Metrics {
                 PathOnlyReason::ALL
                     .iter()
                     .map(|r| r.as_label())
-                    .chain([crate::enrich::STORE_DISABLED])
+                    .chain([STORE_DISABLED])
                     .collect(),
             ),
-            (&m.dropped_records, labels(crate::enrich::DROP_REASONS)),
+            (&m.dropped_records, labels(DROP_REASONS)),
             (
                 &m.es_bulk_requests,
                 BulkOutcome::ALL.iter().map(|o| o.as_label()).collect(),
@@ -321,7 +339,7 @@ impl Metrics {
             ),
             (
                 &m.es_dead_lettered_records,
-                labels(crate::events::DEAD_LETTER_DESTINATIONS),
+                labels(DEAD_LETTER_DESTINATIONS),
             ),
         ] {
             let labels: Vec<&str> = labels;

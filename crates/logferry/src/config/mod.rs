@@ -2,7 +2,7 @@
 //! with its key path, then turned into each library's typed configuration.
 //!
 //! The keys and defaults are the contract in the README's configuration
-//! reference (and `SPEC.md`). `${VAR}` and `${VAR:-default}` are expanded from
+//! reference. `${VAR}` and `${VAR:-default}` are expanded from
 //! the environment before parsing; unknown keys are errors.
 
 mod convert;
