@@ -157,6 +157,8 @@ impl Enricher {
                 batch = input.recv(), if input_open => {
                     let Some(batch) = batch else { input_open = false; continue };
                     failpoint_panic("enricher");
+                    // Counts for freshness until its acknowledgement comes back.
+                    self.metrics.freshness.handed_on(&batch);
                     let id = batch.source.id;
                     if let Some(queue) = waiting.get_mut(&id) {
                         queue.push_back(batch);

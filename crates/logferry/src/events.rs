@@ -82,6 +82,10 @@ impl TailEvents for DaemonTailEvents {
         self.metrics.tail_spool_bytes.set(bytes as i64);
     }
 
+    fn reading_paused(&self, paused: bool) {
+        self.metrics.tail_paused.set(paused);
+    }
+
     fn files_open(&self, open: usize, deleted_open: usize) {
         self.metrics.tail_files_open.set(open as i64);
         self.metrics

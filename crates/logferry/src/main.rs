@@ -18,6 +18,7 @@ mod config;
 mod enrich;
 mod events;
 mod filter;
+mod freshness;
 mod lock;
 mod metrics;
 mod nats;

@@ -10,13 +10,16 @@ mod nats;
 
 pub use nats::NatsMetrics;
 
+use crate::freshness::Freshness;
 use logferry_elasticsearch::{BulkOutcome, ItemErrorReason};
 use logferry_kube::{KubeError, PathOnlyReason, WATCHED_RESOURCES};
 use logferry_tail::{LossReason, RotationKind};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Counter, Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// `reason` of `logferry_records_without_metadata_total` when the pod store
 /// is off (`kubernetes.enabled: false` or no API configuration); the other
@@ -103,6 +106,73 @@ pub struct Metrics {
     pub nats: NatsMetrics,
     /// Refused documents held back because the dead-letter file is full (per attempt).
     pub es_dead_letter_file_full: IntCounter,
+    /// Reading paused by backpressure (`logferry_tail_paused`, `_seconds_total`).
+    pub tail_paused: PausedClock,
+    /// Age of the oldest unacknowledged record (`logferry_pipeline_lag_seconds`).
+    pub freshness: Arc<Freshness>,
+    /// 1 when the daemon watches the API server for pod metadata.
+    pub kubernetes_watch_enabled: IntGauge,
+}
+
+/// `logferry_tail_paused` (1 while reading waits for the pipeline) and
+/// `logferry_tail_paused_seconds_total` (time spent so, in seconds). The
+/// counter also moves during a long pause: every scrape adds the time paused
+/// since the previous one.
+pub struct PausedClock {
+    since: Mutex<Option<Instant>>,
+    paused: IntGauge,
+    seconds: Counter,
+}
+
+impl PausedClock {
+    fn register(registry: &Registry) -> PausedClock {
+        let seconds = Counter::new(
+            "logferry_tail_paused_seconds_total",
+            "Time reading was paused by backpressure (batches waiting, the pipeline full), in seconds.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(seconds.clone()))
+            .expect("unique metric");
+        PausedClock {
+            since: Mutex::new(None),
+            paused: gauge(
+                registry,
+                "logferry_tail_paused",
+                "1 while reading is paused by backpressure: batches wait for a full pipeline (Elasticsearch slow or down); the files are the buffer.",
+            ),
+            seconds,
+        }
+    }
+
+    /// Reading paused (`true`) or resumed.
+    pub fn set(&self, paused: bool) {
+        let mut since = self.lock();
+        let now = Instant::now();
+        if let Some(t) = since.take() {
+            self.seconds.inc_by(now.duration_since(t).as_secs_f64());
+        }
+        if paused {
+            *since = Some(now);
+        }
+        self.paused.set(i64::from(paused));
+    }
+
+    /// Adds the time paused since the last call (or the pause began) to the counter.
+    fn flush(&self) {
+        let mut since = self.lock();
+        if let Some(t) = since.as_mut() {
+            let now = Instant::now();
+            self.seconds.inc_by(now.duration_since(*t).as_secs_f64());
+            *t = now;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -151,6 +221,18 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(es_bulk_duration.clone()))
+            .expect("unique metric");
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("unique metric");
+        let pipeline_lag = Gauge::new(
+            "logferry_pipeline_lag_seconds",
+            "Age of the oldest record read and not yet acknowledged (now minus the write time its log line carries), in seconds; 0 when everything read is acknowledged.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(pipeline_lag.clone()))
             .expect("unique metric");
         let m = Metrics {
             tail_files_open: gauge(&r, "logferry_tail_files_open", "Log files currently open."),
@@ -303,6 +385,13 @@ impl Metrics {
                 "logferry_elasticsearch_dead_letter_file_full_total",
                 "Refused documents held unacknowledged because the dead-letter file and its rotated copies are full (counted per write attempt).",
             ),
+            tail_paused: PausedClock::register(&r),
+            freshness: Arc::new(Freshness::new(pipeline_lag)),
+            kubernetes_watch_enabled: gauge(
+                &r,
+                "logferry_kubernetes_watch_enabled",
+                "1 when the daemon watches the API server for pod metadata (0 in files or NATS mode, with kubernetes.enabled false, or without an API configuration).",
+            ),
             registry: r,
         };
         m.kubernetes_store_synced.set(0);
@@ -352,6 +441,8 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        self.tail_paused.flush();
+        self.freshness.update_now();
         let mut out = Vec::with_capacity(8 * 1024);
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
@@ -399,5 +490,49 @@ mod tests {
         );
         assert!(text.contains("logferry_tail_read_bytes_total 10"), "{text}");
         assert!(text.contains("logferry_elasticsearch_bulk_requests_total{outcome=\"success\"} 1"));
+    }
+
+    /// The families an SRE alerts on exist from the first scrape, at 0, and
+    /// the standard process metrics come with them.
+    #[test]
+    fn freshness_pause_and_process_metrics_are_exported_from_the_start() {
+        let text = Metrics::new("test").render();
+        for line in [
+            "logferry_pipeline_lag_seconds 0",
+            "logferry_tail_paused 0",
+            "logferry_tail_paused_seconds_total 0",
+            "logferry_kubernetes_watch_enabled 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        for family in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{family} "))),
+                "no {family} in\n{text}"
+            );
+        }
+    }
+
+    /// The paused-seconds counter grows during a pause, at each scrape, and
+    /// stops growing once reading resumes.
+    #[test]
+    fn paused_seconds_grow_while_paused_and_stop_when_resumed() {
+        let m = Metrics::new("test");
+        m.tail_paused.set(true);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        m.render();
+        let during = m.tail_paused.seconds.get();
+        assert!(during >= 0.02, "{during}");
+        assert_eq!(m.tail_paused.paused.get(), 1);
+        m.tail_paused.set(false);
+        let after = m.tail_paused.seconds.get();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        m.render();
+        assert_eq!(m.tail_paused.seconds.get(), after);
+        assert_eq!(m.tail_paused.paused.get(), 0);
     }
 }

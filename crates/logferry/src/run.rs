@@ -126,6 +126,8 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     };
 
     let (acker, acks) = Acker::channel();
+    // Acknowledgements pass the freshness bookkeeping on their way back.
+    let acks = crate::freshness::relay_acks(metrics.freshness.clone(), acks);
     let (tail_tx, tail_rx) = mpsc::channel::<RecordBatch>(STAGE_QUEUE);
     let (sink_tx, sink_rx) = mpsc::channel::<RecordBatch>(STAGE_QUEUE);
     let enricher = Enricher {
@@ -394,6 +396,7 @@ async fn start_pod_store(
     }
     match kube::Client::try_default().await {
         Ok(client) => {
+            metrics.kubernetes_watch_enabled.set(1);
             let (store, watch) = PodStore::watch(
                 client,
                 kube_config,

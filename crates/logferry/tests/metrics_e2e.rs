@@ -183,3 +183,117 @@ fn metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
     daemon.signal(15);
     assert_eq!(daemon.wait_exit(Duration::from_secs(20)), Some(0));
 }
+
+/// The metrics an SRE alerts on move: `logferry_pipeline_lag_seconds` is 0
+/// while nothing is outstanding, grows while Elasticsearch refuses every bulk
+/// request, and returns to 0 once everything is delivered;
+/// `logferry_tail_paused` becomes 1 once the pipeline's in-flight bound is
+/// full (channels between the stages, the forwarder's requests) and
+/// `logferry_tail_paused_seconds_total` counts the time; the process metrics
+/// are the daemon's own.
+#[test]
+fn lag_and_backpressure_metrics_move_when_elasticsearch_is_down() {
+    // The bound between the tailer and Elasticsearch is counted in batches of
+    // up to 1,000 records: two stage channels of 16 batches, the tailer's
+    // outbox (one 256 KiB read round), the forwarder's requests. Short lines
+    // fill it with a small file.
+    const LINES: usize = 100_000;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let es = rt.block_on(EsDouble::start()).unwrap();
+    es.faults().update(|f| {
+        f.request_error_rate = 1.0;
+        f.request_error_statuses = vec![503];
+    });
+    let setup = FilesSetup::new(&format!(
+        "node_name: metrics-test\nelasticsearch: {{endpoints: [\"{}\"], concurrency: 1, \
+         batch: {{max_events: 500, timeout: 50ms}}, retry: {{initial_backoff: 100ms, max_backoff: 500ms}}}}",
+        es.url()
+    ));
+    let mut daemon = setup.start(&[]);
+    daemon.wait_ready(Duration::from_secs(20));
+    let scrape = || {
+        let (_, text) = http(setup.admin, "GET", "/metrics").unwrap();
+        text
+    };
+    let text = scrape();
+    for family in [
+        "logferry_pipeline_lag_seconds",
+        "logferry_tail_paused",
+        "logferry_tail_paused_seconds_total",
+    ] {
+        assert!(
+            text.lines().any(|l| l == format!("{family} 0")),
+            "{family} not at 0 before anything was read:\n{text}"
+        );
+    }
+    // The process collector reads /proc/self: this process's figures.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("process_cpu_seconds_total ")),
+        "process_cpu_seconds_total in\n{text}"
+    );
+    for family in ["process_resident_memory_bytes", "process_open_fds"] {
+        assert!(metric_sum(&text, family) > 0.0, "{family} in\n{text}");
+    }
+
+    let mut f = std::fs::File::create(setup.logs.join("app.log")).unwrap();
+    for i in 0..LINES {
+        writeln!(f, "INFO line {i}").unwrap();
+    }
+    f.flush().unwrap();
+
+    assert!(
+        wait_for(Duration::from_secs(120), || {
+            let t = scrape();
+            metric_sum(&t, "logferry_tail_paused") == 1.0
+                && metric_sum(&t, "logferry_pipeline_lag_seconds") > 0.0
+        }),
+        "reading never paused with Elasticsearch down: {}\nstderr:\n{}",
+        scrape(),
+        daemon.stderr()
+    );
+    let (lag1, paused1) = {
+        let t = scrape();
+        (
+            metric_sum(&t, "logferry_pipeline_lag_seconds"),
+            metric_sum(&t, "logferry_tail_paused_seconds_total"),
+        )
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let t = scrape();
+    let (lag2, paused2) = (
+        metric_sum(&t, "logferry_pipeline_lag_seconds"),
+        metric_sum(&t, "logferry_tail_paused_seconds_total"),
+    );
+    assert!(
+        lag2 >= lag1 + 1.0,
+        "lag grows while stuck: {lag1} -> {lag2}"
+    );
+    assert!(
+        paused2 >= paused1 + 1.0,
+        "paused seconds grow during the pause: {paused1} -> {paused2}"
+    );
+    assert_eq!(es.document_count(), 0);
+
+    es.faults().clear();
+    assert!(
+        wait_for(Duration::from_secs(180), || es.document_count() >= LINES),
+        "double holds {} of {LINES}; stderr:\n{}",
+        es.document_count(),
+        daemon.stderr()
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let t = scrape();
+            metric_sum(&t, "logferry_pipeline_lag_seconds") == 0.0
+                && metric_sum(&t, "logferry_tail_paused") == 0.0
+        }),
+        "lag back to 0 and reading resumed once delivered: {}",
+        scrape()
+    );
+    assert!(metric_sum(&scrape(), "logferry_tail_paused_seconds_total") >= paused2);
+    assert_eq!(es.document_count(), LINES, "exactly once");
+
+    daemon.signal(15);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(20)), Some(0));
+}
