@@ -511,6 +511,16 @@ def t_monitors(values: Path) -> None:
     check(dash["metadata"]["namespace"] == "grafana", "dashboard ConfigMap namespace")
     check(json.loads(dash["data"]["logferry.json"]) == json.loads(DASHBOARD.read_text()),
           "dashboard ConfigMap holds the dashboard")
+    # The dashboard's node variable and the alerts' job matcher use what these monitors produce.
+    for kind, endpoint in (("ServiceMonitor", ep), ("PodMonitor", pep)):
+        targets = {r.get("targetLabel") for r in endpoint.get("relabelings", [])}
+        check("node" in targets, f"{kind} relabels the pod's node to `node`: {targets}")
+    node_var = next(t for t in json.loads(DASHBOARD.read_text())["templating"]["list"] if t["name"] == "node")
+    check(re.search(r",\s*node\)$", node_var["query"]["query"]), f"node variable reads `node`: {node_var}")
+    job = svc["metadata"]["labels"][sm["spec"]["jobLabel"]]
+    check(job == pod["metadata"]["labels"][pm["spec"]["jobLabel"]], "both monitors name the job alike")
+    ups = re.findall(r'up\{job=~"([^"]+)"\}', ALERTS.read_text())
+    check(ups and all(re.fullmatch(u, job) for u in ups), f"alerts' up{{job=~...}} {ups} match the job {job!r}")
 
 
 def t_es_auth_secrets(values: Path) -> None:
@@ -904,8 +914,12 @@ def promql_metrics(expr: str) -> set[str]:
     return names
 
 
+# Series Prometheus itself writes for every scrape target (the collector-down/absent alerts).
+SCRAPE_SERIES = {"up"}
+
+
 def known_metric(name: str, exported: dict[str, str]) -> bool:
-    if name in exported:
+    if name in exported or name in SCRAPE_SERIES:
         return True
     for suffix in ("_bucket", "_sum", "_count"):
         if name.endswith(suffix) and exported.get(name[: -len(suffix)]) == "histogram":
@@ -949,6 +963,17 @@ def t_dashboard_metrics() -> None:
         used |= names
     panels = [p for p in dash["panels"] if p["type"] != "row"]
     check(all(p.get("targets") for p in panels), "every panel has a query")
+    # cluster -> node -> collector, each a label_values() variable narrowed by the ones before.
+    variables = {t["name"]: t for t in dash["templating"]["list"]}
+    for name, label in (("cluster", "cluster"), ("node", "node"), ("instance", "instance")):
+        check(name in variables, f"dashboard variable {name}")
+        q = variables[name]["query"]["query"]
+        check(q.startswith("label_values(") and q.endswith(f", {label})"), f"${name} from label_values(..., {label}): {q}")
+        check(variables[name].get("allValue") == ".*", f"${name} 'All' also matches series without the label")
+    selector = 'cluster=~"$cluster", node=~"$node", instance=~"$instance"'
+    for p in panels:
+        for t in p["targets"]:
+            check(t["expr"].count(selector) >= 1, f"panel {p['title']!r} filters by cluster, node and collector: {t['expr']}")
     check(len({p["id"] for p in dash["panels"]}) == len(dash["panels"]), "panel ids unique")
 
 
@@ -960,6 +985,13 @@ def t_alert_metrics() -> None:
             names = promql_metrics(r["expr"])
             unknown = [n for n in names if not known_metric(n, exported)]
             check(names and not unknown, f"alert {r.get('alert')} uses unexported metrics {unknown}")
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            a = r.get("annotations", {})
+            check(r.get("labels", {}).get("severity") in ("critical", "warning", "info"),
+                  f"alert {r['alert']} has a severity")
+            check(all(a.get(k) for k in ("summary", "description", "runbook_url")),
+                  f"alert {r['alert']} has summary, description and runbook_url")
     alerts = {r["alert"] for g in rules["groups"] for r in g["rules"]}
     tests = yaml.safe_load(ALERT_TESTS.read_text())
     tested = {t["alertname"] for tc in tests["tests"] for t in tc.get("alert_rule_test", []) if t.get("exp_alerts")}
