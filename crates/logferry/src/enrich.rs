@@ -6,11 +6,17 @@
 //! refreshed in the background every [`REFRESH`]. A file whose pod is not in the
 //! store yet waits (up to `kubernetes.lookup_wait`) without holding up other
 //! files: its batches queue while its lookup runs, everything else flows.
+//!
+//! The queued batches are bounded in bytes ([`LOOKUP_WAIT_MAX_BYTES`]): at the
+//! bound the stage stops taking batches from the tailer, whose channel fills,
+//! so reading pauses (the files are the buffer) until a lookup ends, at the
+//! latest after `lookup_wait`. A node with a large backlog of files whose pods
+//! the API does not know (yet) thus costs no more memory than any other.
 
 use crate::filter::{retain_min_level, Selector};
 use crate::metrics::{Metrics, BELOW_MIN_LEVEL, EXCLUDED, STORE_DISABLED};
 use futures::stream::{FuturesUnordered, StreamExt};
-use logferry_core::{Acker, Level, PodMeta, RecordBatch, SourceId};
+use logferry_core::{Acker, Level, PodMeta, Record, RecordBatch, SourceId};
 use logferry_kube::{Lookup, PodStore};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -35,6 +41,18 @@ struct Entry {
     decision: Decision,
     looked_up: Instant,
     refreshing: bool,
+}
+
+/// Most bytes of batches queued while their pod's metadata is looked up
+/// (messages plus the per-record bookkeeping, see [`held_bytes`]); the stage
+/// takes no batch from the tailer while the queue holds this much. 16 MiB is
+/// the same order as one stage queue (16 batches of up to 1 MiB of messages).
+pub const LOOKUP_WAIT_MAX_BYTES: usize = 16 << 20;
+
+/// What a queued batch holds in memory: its message bytes plus one
+/// [`Record`] per record (the batch's own allocation is small next to that).
+fn held_bytes(batch: &RecordBatch) -> usize {
+    batch.message_bytes() + batch.records.len() * std::mem::size_of::<Record>()
 }
 
 /// Cache entries of files that sent nothing for this long are forgotten.
@@ -148,19 +166,23 @@ impl Enricher {
     ) {
         let mut cache: HashMap<SourceId, Entry> = HashMap::new();
         let mut waiting: HashMap<SourceId, VecDeque<RecordBatch>> = HashMap::new();
+        // `held_bytes` summed over `waiting`.
+        let mut waiting_bytes = 0usize;
         let mut lookups: FuturesUnordered<LookupFuture> = FuturesUnordered::new();
         let mut input_open = true;
         let mut sweep = tokio::time::interval(IDLE_EVICT);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while input_open || !lookups.is_empty() {
             tokio::select! {
-                batch = input.recv(), if input_open => {
+                // At the bound, reading pauses: the tailer's channel fills.
+                batch = input.recv(), if input_open && waiting_bytes < LOOKUP_WAIT_MAX_BYTES => {
                     let Some(batch) = batch else { input_open = false; continue };
                     failpoint_panic("enricher");
                     // Counts for freshness until its acknowledgement comes back.
                     self.metrics.freshness.handed_on(&batch);
                     let id = batch.source.id;
                     if let Some(queue) = waiting.get_mut(&id) {
+                        waiting_bytes += held_bytes(&batch);
                         queue.push_back(batch);
                         continue;
                     }
@@ -179,6 +201,7 @@ impl Enricher {
                         continue;
                     }
                     lookups.push(self.lookup(&batch));
+                    waiting_bytes += held_bytes(&batch);
                     waiting.entry(id).or_default().push_back(batch);
                 }
                 _ = sweep.tick() => {
@@ -187,6 +210,7 @@ impl Enricher {
                 Some((id, decision)) = lookups.next(), if !lookups.is_empty() => {
                     cache.insert(id, Entry { decision: decision.clone(), looked_up: Instant::now(), refreshing: false });
                     if let Some(queue) = waiting.remove(&id) {
+                        waiting_bytes -= queue.iter().map(held_bytes).sum::<usize>();
                         for batch in queue {
                             if !self.apply(&decision, batch, &out, &acker).await { return; }
                         }
