@@ -35,6 +35,50 @@ pub struct AdminState {
     pub sink_health: Arc<std::sync::OnceLock<logferry_elasticsearch::ForwarderHealth>>,
     /// Cancelled by `POST /quitquitquit`: finish reading what was written, ship, checkpoint, exit 0.
     pub quit: CancellationToken,
+    /// Writes in `data_dir` that fail (a full disk): `/readyz` answers 503
+    /// naming them until they succeed again.
+    pub data_dir_health: Arc<DataDirHealth>,
+}
+
+/// `file` label values of `logferry_checkpoint_writes_total` and
+/// `logferry_checkpoint_write_errors_total`, the files logferry writes in
+/// `data_dir`: the tailer's checkpoints and spool
+/// ([`logferry_tail::StateFile`]) and the pod store's `pods.json` (tombstones).
+pub const STATE_FILES: &[&str] = &["checkpoints", "spool", "pods"];
+
+/// Which files of `data_dir` fail to be written right now (one flag per
+/// [`STATE_FILES`] entry), set by the libraries' events.
+#[derive(Debug, Default)]
+pub struct DataDirHealth {
+    failing: [AtomicBool; 3],
+}
+
+impl DataDirHealth {
+    /// Marks writes of `file` (one of [`STATE_FILES`]) as failing or working.
+    pub fn set(&self, file: &str, failing: bool) {
+        if let Some(i) = STATE_FILES.iter().position(|f| *f == file) {
+            let was = self.failing[i].swap(failing, Ordering::SeqCst);
+            if was != failing && !failing {
+                tracing::info!(file, "writes in data_dir work again");
+            }
+        }
+    }
+
+    /// The reason `/readyz` gives while any write fails.
+    pub fn problem(&self) -> Option<String> {
+        let failing: Vec<&str> = STATE_FILES
+            .iter()
+            .zip(&self.failing)
+            .filter(|(_, f)| f.load(Ordering::SeqCst))
+            .map(|(name, _)| *name)
+            .collect();
+        (!failing.is_empty()).then(|| {
+            format!(
+                "writing data_dir fails ({}): is its filesystem full? Shipping goes on; retrying with backoff",
+                failing.join(", ")
+            )
+        })
+    }
 }
 
 async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
@@ -52,6 +96,12 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(s): State<AdminState>) -> (StatusCode, String) {
+    if let Some(problem) = s.data_dir_health.problem() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {problem}\n"),
+        );
+    }
     if let Some(problem) = s.sink_health.get().and_then(|h| h.problem()) {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -123,4 +173,24 @@ pub async fn serve(
             let _ = t.await;
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_dir_health_names_every_failing_file_until_it_works_again() {
+        let h = DataDirHealth::default();
+        assert_eq!(h.problem(), None);
+        h.set("checkpoints", true);
+        h.set("pods", true);
+        let p = h.problem().unwrap();
+        assert!(p.contains("checkpoints, pods"), "{p}");
+        h.set("checkpoints", false);
+        h.set("pods", false);
+        assert_eq!(h.problem(), None);
+        h.set("not-a-file", true);
+        assert_eq!(h.problem(), None, "only the known files");
+    }
 }

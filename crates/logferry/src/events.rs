@@ -4,23 +4,41 @@
 //! store, so that a deleted pod's metadata lives as long as any of its files
 //! is open or unread.
 
+use crate::admin::DataDirHealth;
 use crate::metrics::{Metrics, DEAD_LETTER_DESTINATIONS};
 use logferry_core::Source;
 use logferry_elasticsearch::{BulkOutcome, ForwarderEvents, ItemErrorReason};
 use logferry_kube::{KubeEvents, PodStore};
-use logferry_tail::{LossReason, RotationKind, TailEvents};
+use logferry_tail::{LossReason, RotationKind, StateFile, TailEvents};
 use std::sync::Arc;
 
 /// [`TailEvents`] for the daemon.
 pub struct DaemonTailEvents {
     metrics: Arc<Metrics>,
     store: Option<PodStore>,
+    health: Arc<DataDirHealth>,
 }
 
 impl DaemonTailEvents {
-    /// Reports to `metrics`; pins pods in `store` while their files are open.
-    pub fn new(metrics: Arc<Metrics>, store: Option<PodStore>) -> Self {
-        DaemonTailEvents { metrics, store }
+    /// Reports to `metrics` and `health` (failing writes in `data_dir`);
+    /// pins pods in `store` while their files are open.
+    pub fn new(metrics: Arc<Metrics>, store: Option<PodStore>, health: Arc<DataDirHealth>) -> Self {
+        DaemonTailEvents {
+            metrics,
+            store,
+            health,
+        }
+    }
+}
+
+/// Counts one write attempt of `file` in `data_dir`.
+fn count_write(metrics: &Metrics, file: &str, ok: bool) {
+    metrics.checkpoint_writes.with_label_values(&[file]).inc();
+    if !ok {
+        metrics
+            .checkpoint_write_errors
+            .with_label_values(&[file])
+            .inc();
     }
 }
 
@@ -86,6 +104,14 @@ impl TailEvents for DaemonTailEvents {
         self.metrics.tail_paused.set(paused);
     }
 
+    fn state_write(&self, file: StateFile, ok: bool) {
+        count_write(&self.metrics, file.as_label(), ok);
+    }
+
+    fn state_write_failing(&self, file: StateFile, failing: bool) {
+        self.health.set(file.as_label(), failing);
+    }
+
     fn files_open(&self, open: usize, deleted_open: usize) {
         self.metrics.tail_files_open.set(open as i64);
         self.metrics
@@ -97,12 +123,13 @@ impl TailEvents for DaemonTailEvents {
 /// [`KubeEvents`] for the daemon.
 pub struct DaemonKubeEvents {
     metrics: Arc<Metrics>,
+    health: Arc<DataDirHealth>,
 }
 
 impl DaemonKubeEvents {
-    /// Reports to `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        DaemonKubeEvents { metrics }
+    /// Reports to `metrics` and `health` (a failing `pods.json` save).
+    pub fn new(metrics: Arc<Metrics>, health: Arc<DataDirHealth>) -> Self {
+        DaemonKubeEvents { metrics, health }
     }
 }
 
@@ -120,6 +147,12 @@ impl KubeEvents for DaemonKubeEvents {
 
     fn synced(&self, synced: bool) {
         self.metrics.kubernetes_store_synced.set(i64::from(synced));
+    }
+
+    fn snapshot_write(&self, ok: bool) {
+        count_write(&self.metrics, "pods", ok);
+        // The store retries until a save succeeds: failing until then.
+        self.health.set("pods", !ok);
     }
 
     fn api_error(&self, reason: &'static str) {

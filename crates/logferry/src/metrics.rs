@@ -100,6 +100,10 @@ pub struct Metrics {
     pub es_in_flight_requests: IntGauge,
     /// Documents written by the stdout sink.
     pub stdout_written_records: IntCounter,
+    /// Writes of files in `data_dir`, by file.
+    pub checkpoint_writes: IntCounterVec,
+    /// Failed writes of files in `data_dir` (`ENOSPC`, `EIO`, …), by file.
+    pub checkpoint_write_errors: IntCounterVec,
     /// Shutdowns whose drain timeout fired with records not delivered.
     pub shutdown_drain_timeouts: IntCounter,
     /// The NATS source's and sink's families (`logferry_nats_*`).
@@ -374,6 +378,18 @@ impl Metrics {
                 "logferry_stdout_written_records_total",
                 "Documents written by the stdout sink.",
             ),
+            checkpoint_writes: counter_vec(
+                &r,
+                "logferry_checkpoint_writes_total",
+                "Writes of logferry's files in data_dir (checkpoints, spool copies of deleted files, pods.json), failed ones included.",
+                "file",
+            ),
+            checkpoint_write_errors: counter_vec(
+                &r,
+                "logferry_checkpoint_write_errors_total",
+                "Failed writes in data_dir (a full disk, I/O errors); retried with backoff while shipping goes on, /readyz is 503 meanwhile.",
+                "file",
+            ),
             shutdown_drain_timeouts: counter(
                 &r,
                 "logferry_shutdown_drain_timeouts_total",
@@ -430,6 +446,11 @@ impl Metrics {
                 &m.es_dead_lettered_records,
                 labels(DEAD_LETTER_DESTINATIONS),
             ),
+            (&m.checkpoint_writes, labels(crate::admin::STATE_FILES)),
+            (
+                &m.checkpoint_write_errors,
+                labels(crate::admin::STATE_FILES),
+            ),
         ] {
             let labels: Vec<&str> = labels;
             for label in labels {
@@ -454,6 +475,15 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use logferry_tail::StateFile;
+
+    /// The tailer's files are among the `file` labels (with the pod store's `pods`).
+    #[test]
+    fn every_state_file_has_a_label() {
+        for f in StateFile::ALL {
+            assert!(crate::admin::STATE_FILES.contains(&f.as_label()), "{f:?}");
+        }
+    }
 
     /// Every label value of the libraries' closed sets has its series at 0
     /// from the first scrape.
@@ -468,7 +498,8 @@ mod tests {
             .chain(KubeError::API_LABELS.iter().copied())
             .chain(WATCHED_RESOURCES.iter().copied())
             .chain(BulkOutcome::ALL.iter().map(|o| o.as_label()))
-            .chain(ItemErrorReason::ALL.iter().map(|r| r.as_label()));
+            .chain(ItemErrorReason::ALL.iter().map(|r| r.as_label()))
+            .chain(StateFile::ALL.iter().map(|f| f.as_label()));
         for label in labels {
             assert!(
                 text.lines()

@@ -17,7 +17,7 @@
 //!
 //! A panic in any task ends the process with exit code 2 (see `main.rs`).
 
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AdminState, DataDirHealth};
 use crate::config::{self, Config, SourceMode};
 use crate::enrich::Enricher;
 use crate::events::{DaemonForwarderEvents, DaemonKubeEvents, DaemonTailEvents};
@@ -62,6 +62,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
         .tail_deleted_bytes_limit
         .set(limit(config.source.max_deleted_bytes));
     let ready = Arc::new(AtomicBool::new(false));
+    let data_dir_health = Arc::new(DataDirHealth::default());
     let sink_health = Arc::new(std::sync::OnceLock::new());
     let stop_reading = CancellationToken::new();
     let quit = CancellationToken::new();
@@ -79,6 +80,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
             ready: ready.clone(),
             sink_health: sink_health.clone(),
             quit: quit.clone(),
+            data_dir_health: data_dir_health.clone(),
         },
         admin_stop.clone(),
     )
@@ -90,7 +92,8 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
         )
     })?;
 
-    let (store, pod_watch) = start_pod_store(&config, &metrics, &background).await;
+    let (store, pod_watch) =
+        start_pod_store(&config, &metrics, &data_dir_health, &background).await;
     let Some((lock, standby)) = own_data_dir(&config, &ready, &quit).await? else {
         // Stopped while in standby: nothing of data_dir was touched.
         background.cancel();
@@ -106,7 +109,11 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     let persist = store
         .as_ref()
         .map(|s| tokio::spawn(s.persist(background.clone())));
-    let tail_events = Arc::new(DaemonTailEvents::new(metrics.clone(), store.clone()));
+    let tail_events = Arc::new(DaemonTailEvents::new(
+        metrics.clone(),
+        store.clone(),
+        data_dir_health.clone(),
+    ));
     // `/quitquitquit` ships every line written before the call: the tailer
     // reads every file to its end first, then stops.
     // NATS mode reads a NATS subscription or JetStream consumer instead.
@@ -382,6 +389,7 @@ struct ReadSummary {
 async fn start_pod_store(
     config: &Config,
     metrics: &Arc<Metrics>,
+    health: &Arc<DataDirHealth>,
     shutdown: &CancellationToken,
 ) -> (Option<PodStore>, Option<JoinHandle<()>>) {
     if config.source.mode != SourceMode::Kubernetes {
@@ -400,7 +408,7 @@ async fn start_pod_store(
             let (store, watch) = PodStore::watch(
                 client,
                 kube_config,
-                Arc::new(DaemonKubeEvents::new(metrics.clone())),
+                Arc::new(DaemonKubeEvents::new(metrics.clone(), health.clone())),
                 shutdown.clone(),
             );
             (Some(store), Some(tokio::spawn(watch)))

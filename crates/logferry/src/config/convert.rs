@@ -31,6 +31,7 @@ pub fn to_tail_config(c: &Config) -> tail::TailConfig {
     t.max_open_files = c.source.max_open_files;
     t.max_deleted_files = c.source.max_deleted_files;
     t.max_deleted_bytes = c.source.max_deleted_bytes;
+    t.spool_min_free = c.source.spool_min_free;
     t.batch_max_records = TAIL_BATCH_RECORDS;
     t.batch_max_bytes = TAIL_BATCH_BYTES;
     t

@@ -18,7 +18,7 @@ use logferry_elasticsearch::{
     IndexTarget, LogIdTemplate, RetryConfig, Schema, TemplateOptions, TlsConfig,
 };
 use logferry_kube::KubeConfig;
-use logferry_tail::{MultilineConfig, ReadFrom, TailConfig};
+use logferry_tail::{MinFree, MultilineConfig, ReadFrom, TailConfig};
 use reader::{expand_env, Problem, Problems, Section};
 use regex::Regex;
 use std::net::SocketAddr;
@@ -69,6 +69,8 @@ pub struct Source {
     pub max_deleted_files: usize,
     /// Unread bytes in held-open deleted files, at most; also bounds the spool.
     pub max_deleted_bytes: u64,
+    /// Free space on `data_dir`'s filesystem the spool never writes into.
+    pub spool_min_free: MinFree,
     /// NATS mode: `source.nats`, with `include`/`exclude` as subject filters.
     pub nats: Option<logferry_nats::SourceConfig>,
 }
@@ -482,6 +484,9 @@ fn read_source(
         max_deleted_bytes: s
             .size("max_deleted_bytes", p)
             .unwrap_or(d.max_deleted_bytes),
+        spool_min_free: s
+            .get("spool_min_free", p, min_free_value)
+            .unwrap_or(d.spool_min_free),
         nats,
     };
     if source.max_record_bytes < 1024 {
@@ -489,6 +494,30 @@ fn read_source(
     }
     s.finish(p);
     source
+}
+
+/// `source.spool_min_free`: a percentage of the filesystem (`"10%"`) or a
+/// size (`"256MiB"`, a number of bytes). The range of a percentage is the
+/// tailer's check (`TailConfig::problems`).
+fn min_free_value(v: &serde_yaml_ng::Value) -> Result<MinFree, String> {
+    let expected =
+        || format!("expected a percentage like \"10%\" or a size like \"256MiB\", got {v:?}");
+    match v {
+        serde_yaml_ng::Value::Number(n) => n.as_u64().map(MinFree::Bytes).ok_or_else(expected),
+        serde_yaml_ng::Value::String(t) => match t.trim().strip_suffix('%') {
+            Some(pct) => pct
+                .trim()
+                .parse::<u8>()
+                .map(MinFree::Percent)
+                .map_err(|_| expected()),
+            None => t
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .map(|b| MinFree::Bytes(b.as_u64()))
+                .map_err(|_| expected()),
+        },
+        _ => Err(expected()),
+    }
 }
 
 fn read_kubernetes(mut s: Section<'_>, p: &mut Problems) -> Kubernetes {
@@ -1066,6 +1095,16 @@ elasticsearch:
             Some("source.max_deleted_files"),
         ),
         ("source: {max_deleted_files: 1, max_open_files: 2}", None),
+        (
+            "source: {spool_min_free: 100%}",
+            Some("source.spool_min_free"),
+        ),
+        (
+            "source: {spool_min_free: lots}",
+            Some("source.spool_min_free"),
+        ),
+        ("source: {spool_min_free: 256MiB}", None),
+        ("source: {spool_min_free: 0%}", None),
         ("source: {max_open_files: 1}", Some("source.max_open_files")),
         (
             "source: {max_record_bytes: 512}",
