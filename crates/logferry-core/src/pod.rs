@@ -49,6 +49,9 @@ pub struct PodMeta {
     pub labels: BTreeMap<String, String>,
     /// Allow-listed pod annotations.
     pub annotations: BTreeMap<String, String>,
+    /// Allow-listed labels of the pod's namespace (Filebeat's
+    /// `kubernetes.namespace_labels`); empty unless configured.
+    pub namespace_labels: BTreeMap<String, String>,
     /// Controller owner reference: `(kind, name)`.
     pub owner: Option<(String, String)>,
     /// The container the record's file belongs to.
@@ -69,6 +72,7 @@ impl PodMeta {
             node_name: None,
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
+            namespace_labels: BTreeMap::new(),
             owner: None,
             container: ContainerMeta {
                 name: path.container.clone(),

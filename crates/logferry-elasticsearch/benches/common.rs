@@ -48,6 +48,7 @@ pub fn pod_meta(n: u64) -> Arc<PodMeta> {
             ("team".into(), "payments".into()),
         ]),
         annotations: BTreeMap::new(),
+        namespace_labels: BTreeMap::new(),
         owner: Some(("ReplicaSet".into(), "checkout-api-7d9c6b5f4".into())),
         container: ContainerMeta {
             name: "api".into(),

@@ -9,7 +9,9 @@
 
 mod common;
 
-use logferry_elasticsearch::{AirflowOptions, DocumentEncoder, DocumentOptions, Schema};
+use logferry_elasticsearch::{
+    AirflowOptions, DocumentEncoder, DocumentOptions, JsonMessageOptions, Schema,
+};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -37,6 +39,7 @@ fn main() {
                 cluster_name: None,
                 airflow: None,
                 id_scope: "node-a-1".into(),
+                json_message: None,
             },
         ),
         (
@@ -47,6 +50,7 @@ fn main() {
                 cluster_name: None,
                 airflow: None,
                 id_scope: "node-a-1".into(),
+                json_message: None,
             },
         ),
         (
@@ -62,6 +66,17 @@ fn main() {
                     task: None,
                 }),
                 id_scope: "node-a-1".into(),
+                json_message: None,
+            },
+        ),
+        (
+            "ecs+json_message",
+            DocumentOptions {
+                schema: Schema::Ecs,
+                host_name: Some("node-a-1".into()),
+                id_scope: "node-a-1".into(),
+                json_message: Some(JsonMessageOptions::default()),
+                ..DocumentOptions::default()
             },
         ),
     ];

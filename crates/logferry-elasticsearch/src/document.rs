@@ -44,6 +44,15 @@
 //! which replaces the raw message (ECS). `end_of_log` records are ordinary
 //! records and are kept.
 //!
+//! ## JSON messages
+//!
+//! With [`DocumentOptions::json_message`] set, a message that is a JSON
+//! object is parsed under a key or merged at the root, bounded (see
+//! [`crate::json_message`]); with Airflow on and a root merge, the option's
+//! merge replaces Airflow's member copy (the same members, the same rule).
+//! `kubernetes.namespace_labels` (allow-listed namespace labels, de-dotted)
+//! follows `kubernetes.annotations` when the metadata has any.
+//!
 //! ## Costs
 //!
 //! The per-file part of a document (path, pod, container, host) is encoded once
@@ -54,6 +63,7 @@
 use crate::airflow::AirflowState;
 use crate::index::{data_stream_part, IndexNameTemplate};
 use crate::json::{write_raw, write_str, write_timestamp, write_u64};
+use crate::json_message::{self, JsonMessageOptions, JsonSkipReason, JsonTarget};
 use crate::log_id::LogIdTemplate;
 use crate::meta::MetaView;
 use crate::tail::{encode_ecs_tail, encode_fluentd_tail};
@@ -129,6 +139,9 @@ pub struct DocumentOptions {
     /// with equal (device, inode, first line) never produce the same `_id`.
     /// Stable across restarts of the same node or pod. Empty: not scoped.
     pub id_scope: String,
+    /// The JSON-message option ([`crate::json_message`]); `None` (the
+    /// default): messages stay text.
+    pub json_message: Option<JsonMessageOptions>,
 }
 
 /// How the forwarder names a document's index.
@@ -174,7 +187,14 @@ pub struct DocumentEncoder {
     cluster_name: Option<String>,
     airflow: Option<AirflowState>,
     id_scope: String,
+    json: Option<JsonState>,
     files: FileCache,
+}
+
+/// The JSON-message option and what it did not parse since the last take.
+struct JsonState {
+    options: JsonMessageOptions,
+    not_parsed: [u64; JsonSkipReason::ALL.len()],
 }
 
 impl std::fmt::Debug for DocumentEncoder {
@@ -197,6 +217,10 @@ impl DocumentEncoder {
                 .airflow
                 .map(|a| AirflowState::new(a.log_id_template, a.task)),
             id_scope: options.id_scope,
+            json: options.json_message.map(|options| JsonState {
+                options,
+                not_parsed: [0; JsonSkipReason::ALL.len()],
+            }),
             files: FileCache::default(),
         }
     }
@@ -207,6 +231,21 @@ impl DocumentEncoder {
         self.airflow
             .as_mut()
             .map_or(0, |a| std::mem::take(&mut a.without_log_id))
+    }
+
+    /// Messages that looked like JSON objects but were shipped as text only
+    /// (see [`crate::json_message`]), per reason, since the last call; resets
+    /// the counts. All zero when the option is off.
+    pub fn take_json_messages_not_parsed(&mut self) -> [(JsonSkipReason, u64); 4] {
+        let counts = self
+            .json
+            .as_mut()
+            .map_or([0; 4], |j| std::mem::take(&mut j.not_parsed));
+        let mut out = [(JsonSkipReason::Invalid, 0); 4];
+        for (slot, reason) in out.iter_mut().zip(JsonSkipReason::ALL) {
+            *slot = (reason, counts[reason.index()]);
+        }
+        out
     }
 
     /// The document `_id` of `record` read from `source`, not scoped
@@ -265,6 +304,7 @@ impl DocumentEncoder {
             self.schema,
             entry,
             self.airflow.as_mut(),
+            self.json.as_mut(),
             batch,
             record,
             out,
@@ -314,6 +354,7 @@ impl DocumentEncoder {
             self.schema,
             entry,
             self.airflow.as_mut(),
+            self.json.as_mut(),
             batch,
             record,
             out,
@@ -411,47 +452,35 @@ impl DocumentEncoder {
     }
 }
 
-/// Top-level keys logferry writes, per schema (JSON members with these keys are not copied).
-fn reserved(schema: Schema, key: &str) -> bool {
-    match schema {
-        Schema::Ecs => matches!(
-            key,
-            "@timestamp"
-                | "message"
-                | "stream"
-                | "log"
-                | "data_stream"
-                | "ecs"
-                | "orchestrator"
-                | "kubernetes"
-                | "container"
-                | "host"
-                | "log_id"
-                | "offset"
-        ),
-        Schema::Fluentd => matches!(
-            key,
-            "@timestamp"
-                | "time"
-                | "log"
-                | "stream"
-                | "kubernetes"
-                | "docker"
-                | "log_id"
-                | "offset"
-        ),
-    }
-}
-
+#[allow(clippy::too_many_arguments)]
 fn encode_doc(
     schema: Schema,
     entry: &FileEntry,
     airflow: Option<&mut AirflowState>,
+    json: Option<&mut JsonState>,
     batch: &RecordBatch,
     record: &Record,
     out: &mut Vec<u8>,
 ) {
     let msg: &[u8] = &record.message;
+    // The JSON-message option: parsed first (it may name the message and level).
+    let (json_options, parsed) = match json {
+        Some(j) => match json_message::parse(&j.options, msg) {
+            Ok(parsed) => (Some(&j.options), parsed),
+            Err(reason) => {
+                j.not_parsed[reason.index()] += 1;
+                (Some(&j.options), None)
+            }
+        },
+        None => (None, None),
+    };
+    // The text field: the raw message, unless the option drops it for the object's own.
+    let text: Option<TextField<'_>> = match (&parsed, json_options) {
+        (Some(map), Some(o)) if !o.keep_message => {
+            json_message::message_of(map).map(TextField::Str)
+        }
+        _ => Some(TextField::Raw(msg)),
+    };
     // Airflow JSON task records: parse the members first (they may replace `message`).
     let members = match airflow {
         Some(_) if looks_like_object(msg) => serde_json::from_slice::<Members<'_>>(msg).ok(),
@@ -466,10 +495,16 @@ fn encode_doc(
     write_timestamp(out, record.timestamp_nanos);
     match schema {
         Schema::Ecs => {
-            out.extend_from_slice(b",\"message\":");
-            match message_member {
-                Some(raw) => write_raw(out, raw),
-                None => write_str(out, msg),
+            match (message_member, &text) {
+                (Some(raw), _) => {
+                    out.extend_from_slice(b",\"message\":");
+                    write_raw(out, raw);
+                }
+                (None, Some(t)) => {
+                    out.extend_from_slice(b",\"message\":");
+                    t.write(out);
+                }
+                (None, None) => {}
             }
             out.extend_from_slice(b",\"stream\":\"");
             out.extend_from_slice(record.stream.as_str().as_bytes());
@@ -477,7 +512,11 @@ fn encode_doc(
             if record.flags.contains(RecordFlags::TRUNCATED) {
                 out.extend_from_slice(b"\"flags\":[\"truncated\"],");
             }
-            if let Some(level) = Level::detect(msg) {
+            let level = parsed
+                .as_ref()
+                .and_then(json_message::level_of)
+                .or_else(|| Level::detect(msg));
+            if let Some(level) = level {
                 out.extend_from_slice(b"\"level\":\"");
                 out.extend_from_slice(level.as_str().as_bytes());
                 out.extend_from_slice(b"\",");
@@ -488,22 +527,29 @@ fn encode_doc(
         Schema::Fluentd => {
             out.extend_from_slice(b",\"time\":");
             write_timestamp(out, record.timestamp_nanos);
-            out.extend_from_slice(b",\"log\":");
-            write_str(out, msg);
+            if let Some(t) = &text {
+                out.extend_from_slice(b",\"log\":");
+                t.write(out);
+            }
             out.extend_from_slice(b",\"stream\":\"");
             out.extend_from_slice(record.stream.as_str().as_bytes());
             out.push(b'"');
         }
     }
     out.extend_from_slice(&entry.tail);
+    if let (Some(map), Some(o)) = (&parsed, json_options) {
+        json_message::write_members(o, schema, airflow.is_some(), map, out);
+    }
+    // Merged at the root by the option already: Airflow's copy would repeat them.
+    let merged = parsed.is_some() && json_options.is_some_and(|o| o.target == JsonTarget::Root);
 
     if let Some(airflow) = airflow {
-        if let Some(members) = &members {
+        if let Some(members) = members.as_ref().filter(|_| !merged) {
             // Elasticsearch refuses duplicate keys; keep the first of each.
             let mut written: Vec<&str> = Vec::with_capacity(members.0.len());
             for (key, value) in &members.0 {
                 let key: &str = key;
-                if written.contains(&key) || reserved(schema, key) {
+                if written.contains(&key) || json_message::reserved(schema, key, false) {
                     continue;
                 }
                 written.push(key);
@@ -517,6 +563,23 @@ fn encode_doc(
         airflow.write(entry.log_id.as_deref(), batch, record, members, out);
     }
     out.push(b'}');
+}
+
+/// The text field's value (`message`, or `log` for Fluentd).
+enum TextField<'a> {
+    /// The raw message, escaped.
+    Raw(&'a [u8]),
+    /// The parsed object's own message.
+    Str(&'a str),
+}
+
+impl TextField<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            TextField::Raw(b) => write_str(out, b),
+            TextField::Str(s) => write_str(out, s.as_bytes()),
+        }
+    }
 }
 
 /// URL-safe base64 without padding of a 128-bit id: 22 characters.

@@ -152,6 +152,12 @@ pub trait ForwarderEvents: Send + Sync + 'static {
     fn airflow_records_without_log_id(&self, records: u64) {
         let _ = records;
     }
+    /// `records` whose message looked like a JSON object were shipped with
+    /// the text only (the JSON-message option's bounds or a parse error, see
+    /// [`crate::json_message`]). Called per batch.
+    fn json_messages_not_parsed(&self, reason: crate::JsonSkipReason, records: u64) {
+        let _ = (reason, records);
+    }
     /// Bulk requests now in flight.
     fn in_flight_requests(&self, n: usize) {
         let _ = n;

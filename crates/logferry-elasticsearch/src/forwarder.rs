@@ -11,6 +11,7 @@ use crate::events::ForwarderEvents;
 use crate::health::ForwarderHealth;
 use crate::index::IndexTarget;
 use crate::index::{data_stream_part, IndexNameTemplate};
+use crate::json_message::JsonTarget;
 use crate::ship::dispatch;
 use crate::startup::startup;
 use crate::state::{Counters, ForwarderSummary, Shared};
@@ -56,6 +57,16 @@ impl Forwarder {
     ) -> Result<Forwarder, Error> {
         if let Some((_, e)) = config.errors().into_iter().next() {
             return Err(e);
+        }
+        if let Some(problem) = documents
+            .json_message
+            .as_ref()
+            .and_then(|j| j.problems(documents.schema).into_iter().next())
+        {
+            return Err(Error::InvalidConfig {
+                field: "json_message",
+                reason: format!("{}: {}", problem.key, problem.message),
+            });
         }
         let dead_letter_index = config.dead_letter_index.clone();
         let naming = match &config.target {
@@ -136,7 +147,11 @@ impl Forwarder {
         mut input: mpsc::Receiver<RecordBatch>,
         acker: Acker,
     ) -> Result<ForwarderSummary, Error> {
-        startup(&self.shared, &self.config, self.documents.schema).await;
+        let json_key = match self.documents.json_message.as_ref().map(|j| &j.target) {
+            Some(JsonTarget::Key(key)) => Some(key.as_str()),
+            _ => None,
+        };
+        startup(&self.shared, &self.config, self.documents.schema, json_key).await;
         let Forwarder {
             config,
             documents,
@@ -197,6 +212,11 @@ impl Forwarder {
                     let unidentified = encoder.take_records_without_log_id();
                     if unidentified > 0 {
                         shared.events.airflow_records_without_log_id(unidentified);
+                    }
+                    for (reason, n) in encoder.take_json_messages_not_parsed() {
+                        if n > 0 {
+                            shared.events.json_messages_not_parsed(reason, n);
+                        }
                     }
                     continue;
                 }

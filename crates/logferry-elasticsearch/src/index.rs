@@ -12,7 +12,7 @@
 //!   ECS name whatever the document schema: `kubernetes.namespace`,
 //!   `kubernetes.pod.name`, `kubernetes.pod.uid`, `kubernetes.node.name`,
 //!   `kubernetes.container.name`, `kubernetes.labels.<key>`,
-//!   `kubernetes.annotations.<key>`, `container.id`, `container.image.name`,
+//!   `kubernetes.annotations.<key>`, `kubernetes.namespace_labels.<key>`, `container.id`, `container.image.name`,
 //!   `container.runtime`, `host.name`. A field without a value renders as
 //!   `unknown`.
 //!
@@ -223,10 +223,11 @@ impl IndexNameTemplate {
                         || path
                             .strip_prefix("kubernetes.labels.")
                             .or_else(|| path.strip_prefix("kubernetes.annotations."))
+                            .or_else(|| path.strip_prefix("kubernetes.namespace_labels."))
                             .is_some_and(|k| !k.is_empty());
                     if !known {
                         return Err(invalid(format!(
-                            "unknown field {{{path}}}; known: {}, kubernetes.labels.<key>, kubernetes.annotations.<key>",
+                            "unknown field {{{path}}}; known: {}, kubernetes.labels.<key>, kubernetes.annotations.<key>, kubernetes.namespace_labels.<key>",
                             FIELDS.join(", ")
                         )));
                     }

@@ -13,6 +13,8 @@
 //!   body (no `serde_json::Value` per record), with a deterministic `_id`
 //!   ([`DocumentEncoder::document_id`]: a hash of the file's identity and the
 //!   record's start offset) and the `create` action.
+//! * **JSON messages** ([`json_message`], off by default): a message that is
+//!   a JSON object parsed under a key or merged at the root, bounded.
 //! * **Index names** ([`index`]): a strftime + `{field.path}` template, or a
 //!   data stream `<type>-<dataset>-<namespace>`.
 //! * **Batching**: by count, bytes and time ([`BatchConfig`]), with
@@ -78,6 +80,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod index;
+pub mod json_message;
 pub mod template;
 
 mod batch;
@@ -108,6 +111,7 @@ pub use events::{BulkOutcome, ForwarderEvents, ItemErrorReason, NoopEvents};
 pub use forwarder::Forwarder;
 pub use health::ForwarderHealth;
 pub use index::{data_stream_name, IndexNameTemplate, IndexTarget};
+pub use json_message::{JsonMessageOptions, JsonSkipReason, JsonTarget};
 pub use log_id::LogIdTemplate;
 pub use state::ForwarderSummary;
 /// Re-exported for [`Forwarder::run`].

@@ -19,6 +19,7 @@ pub(crate) struct MetaView<'a> {
     pub container_runtime: Option<&'a str>,
     pub labels: Option<&'a BTreeMap<String, String>>,
     pub annotations: Option<&'a BTreeMap<String, String>>,
+    pub namespace_labels: Option<&'a BTreeMap<String, String>>,
     pub airflow: Option<&'a AirflowTask>,
     pub host_name: Option<&'a str>,
     /// The pod's controller owner `(kind, name)`.
@@ -44,6 +45,7 @@ impl<'a> MetaView<'a> {
             container_runtime: None,
             labels: None,
             annotations: None,
+            namespace_labels: None,
             airflow: None,
             host_name,
             owner: None,
@@ -60,6 +62,7 @@ impl<'a> MetaView<'a> {
             v.container_runtime = m.container.runtime.as_deref();
             v.labels = Some(&m.labels).filter(|l| !l.is_empty());
             v.annotations = Some(&m.annotations).filter(|a| !a.is_empty());
+            v.namespace_labels = Some(&m.namespace_labels).filter(|l| !l.is_empty());
             v.airflow = m.airflow.as_ref();
             v.owner = m.owner.as_ref().map(|(k, n)| (k.as_str(), n.as_str()));
         } else if let Some(k) = &source.kube {
@@ -97,6 +100,8 @@ impl<'a> MetaView<'a> {
                     self.labels?.get(k).map(String::as_str)
                 } else if let Some(k) = path.strip_prefix("kubernetes.annotations.") {
                     self.annotations?.get(k).map(String::as_str)
+                } else if let Some(k) = path.strip_prefix("kubernetes.namespace_labels.") {
+                    self.namespace_labels?.get(k).map(String::as_str)
                 } else {
                     None
                 }

@@ -16,7 +16,12 @@ use tracing::{error, info, warn};
 pub(crate) const TEMPLATES_SKIPPED: &str = "templates not installed: the credential lacks manage_index_templates; install them with a setup role, see README";
 
 /// `GET /` until it answers, then the templates.
-pub(crate) async fn startup(shared: &Shared, config: &ElasticsearchConfig, schema: Schema) {
+pub(crate) async fn startup(
+    shared: &Shared,
+    config: &ElasticsearchConfig,
+    schema: Schema,
+    json_key: Option<&str>,
+) {
     let mut backoff = Backoff::new(config.retry);
     loop {
         let (idx, ep) = shared.endpoints.pick();
@@ -80,7 +85,7 @@ pub(crate) async fn startup(shared: &Shared, config: &ElasticsearchConfig, schem
     let templates = [
         (
             template::template_name(&config.target),
-            template::document_template(&config.target, schema, &config.template),
+            template::document_template(&config.target, schema, json_key, &config.template),
         ),
         (
             template::DEAD_LETTER_TEMPLATE_NAME.to_owned(),

@@ -102,6 +102,7 @@ pub(crate) fn encode_ecs_tail(v: &MetaView<'_>, cluster_name: Option<&str>, out:
     }
     w.map("labels", v.labels);
     w.map("annotations", v.annotations);
+    w.map("namespace_labels", v.namespace_labels);
     w.close();
     if cluster_name.is_some() {
         w.open("orchestrator");
@@ -136,6 +137,7 @@ pub(crate) fn encode_fluentd_tail(v: &MetaView<'_>, out: &mut Vec<u8>) {
     w.str("container_image", v.container_image);
     w.str("host", v.node_name);
     w.map("labels", v.labels);
+    w.map("namespace_labels", v.namespace_labels);
     w.close();
     w.open("docker");
     w.str("container_id", v.container_id);

@@ -63,6 +63,7 @@ pub(crate) fn mappings(schema: Schema) -> Value {
                 "container": {"properties": {"name": keyword()}},
                 "labels": {"type": "flattened"},
                 "annotations": {"type": "flattened"},
+                "namespace_labels": {"type": "flattened"},
                 "deployment": {"properties": {"name": keyword()}},
                 "replicaset": {"properties": {"name": keyword()}},
                 "statefulset": {"properties": {"name": keyword()}},
@@ -96,7 +97,8 @@ pub(crate) fn mappings(schema: Schema) -> Value {
                 "container_name": keyword(),
                 "container_image": keyword(),
                 "host": keyword(),
-                "labels": {"type": "flattened"}
+                "labels": {"type": "flattened"},
+                "namespace_labels": {"type": "flattened"}
             }},
             "docker": {"properties": {"container_id": keyword()}}
         }),
@@ -140,15 +142,24 @@ pub fn template_name(target: &IndexTarget) -> String {
 }
 
 /// The `PUT _index_template/<template_name>` body for `target`.
+///
+/// `json_key`: the key the JSON-message option writes parsed messages under
+/// ([`crate::JsonTarget::Key`]), mapped `flattened` (values longer than
+/// 1024 characters kept in `_source`, not indexed).
 pub(crate) fn document_template(
     target: &IndexTarget,
     schema: Schema,
+    json_key: Option<&str>,
     options: &TemplateOptions,
 ) -> Value {
+    let mut mappings = mappings(schema);
+    if let Some(key) = json_key {
+        mappings["properties"][key] = json!({"type": "flattened", "ignore_above": 1024});
+    }
     let mut body = json!({
         "index_patterns": [index_pattern(target)],
         "priority": options.priority,
-        "template": {"mappings": mappings(schema)},
+        "template": {"mappings": mappings},
         "_meta": {"managed_by": "logferry", "schema": match schema { Schema::Ecs => "ecs", Schema::Fluentd => "fluentd" }}
     });
     if !options.composed_of.is_empty() {
@@ -192,6 +203,7 @@ mod tests {
                 template: "logs-k8s-%Y.%m.%d".parse().unwrap(),
             },
             Schema::Ecs,
+            None,
             &TemplateOptions::default(),
         );
         assert_eq!(t["index_patterns"][0], "logs-k8s-*.*.*");
@@ -214,9 +226,14 @@ mod tests {
                 namespace: "default".into(),
             },
             Schema::Fluentd,
+            Some("json"),
             &TemplateOptions::default(),
         );
         assert_eq!(d["index_patterns"][0], "logs-kubernetes-default");
+        assert_eq!(
+            d["template"]["mappings"]["properties"]["json"]["type"], "flattened",
+            "the JSON-message key is one field whatever the keys"
+        );
         assert!(d["data_stream"].is_object());
         assert_eq!(
             d["template"]["mappings"]["properties"]["time"]["type"],
@@ -252,7 +269,7 @@ mod tests {
             ilm_policy: Some("logs".into()),
             ..TemplateOptions::default()
         };
-        let t = document_template(&per_ns, Schema::Ecs, &options);
+        let t = document_template(&per_ns, Schema::Ecs, None, &options);
         assert!(t["priority"].as_u64().unwrap() > 500);
         assert_eq!(t["composed_of"][0], "logs@settings");
         assert_eq!(t["template"]["lifecycle"]["data_retention"], "30d");

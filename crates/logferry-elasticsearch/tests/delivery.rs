@@ -332,6 +332,7 @@ async fn equal_file_identities_on_two_nodes_are_both_stored() {
         let options = DocumentOptions {
             host_name: Some(node.into()),
             id_scope: node.into(),
+            json_message: None,
             ..DocumentOptions::default()
         };
         let run = ship(
@@ -356,6 +357,7 @@ async fn equal_file_identities_on_two_nodes_are_both_stored() {
         config(&double.url(), dir.path()),
         DocumentOptions {
             id_scope: "node-a".into(),
+            json_message: None,
             ..DocumentOptions::default()
         },
         Arc::new(CountingEvents::default()),

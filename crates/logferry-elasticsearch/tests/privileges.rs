@@ -188,6 +188,7 @@ fn tenant_with_labels(n: usize) -> Arc<PodMeta> {
             .map(|i| (format!("key-{i}"), "v".to_owned()))
             .collect::<BTreeMap<_, _>>(),
         annotations: BTreeMap::new(),
+        namespace_labels: BTreeMap::new(),
         owner: None,
         container: ContainerMeta {
             name: "c".into(),

@@ -38,6 +38,7 @@ fn meta(airflow: Option<AirflowTask>) -> Arc<PodMeta> {
             ("team".to_owned(), "Team A".to_owned()),
         ]),
         annotations: BTreeMap::from([("prometheus.io/scrape".to_owned(), "true".to_owned())]),
+        namespace_labels: BTreeMap::new(),
         owner: Some(("StatefulSet".into(), "web".into())),
         container: ContainerMeta {
             name: "web".into(),
@@ -132,6 +133,7 @@ fn ecs_and_fluentd_documents_for_the_same_record() {
             cluster_name: None,
             airflow: None,
             id_scope: String::new(),
+            json_message: None,
         },
         &b,
     );
@@ -785,4 +787,42 @@ async fn document_records_are_indexed_as_they_are_under_their_own_id() {
     assert_eq!(docs.len(), 2, "the replay was a 409");
     assert_eq!(docs[0].id, "AQEBAQEBAQEBAQEBAQEBAQ");
     assert_eq!(&docs[1].source[..], &b.records[1].message[..]);
+}
+
+/// Issue 11: allow-listed namespace labels as Filebeat writes them
+/// (`kubernetes.namespace_labels`, de-dotted like pod labels), in both schemas,
+/// and usable in index names; absent when there are none.
+#[test]
+fn namespace_labels_are_written_where_filebeat_writes_them() {
+    let mut m = (*meta(None)).clone();
+    m.namespace_labels = BTreeMap::from([
+        ("team".to_owned(), "payments".to_owned()),
+        ("tier.example.com/class".to_owned(), "gold".to_owned()),
+    ]);
+    let b = batch(Some(Arc::new(m)), vec![record(0, TS, "hello")]);
+    let ecs = encode(DocumentOptions::default(), &b);
+    assert_eq!(
+        ecs[0]["kubernetes"]["namespace_labels"],
+        json!({"team": "payments", "tier_example_com/class": "gold"})
+    );
+    let fluentd = encode(
+        DocumentOptions {
+            schema: Schema::Fluentd,
+            ..DocumentOptions::default()
+        },
+        &b,
+    );
+    assert_eq!(
+        fluentd[0]["kubernetes"]["namespace_labels"]["team"],
+        "payments"
+    );
+    let plain = encode(
+        DocumentOptions::default(),
+        &batch(Some(meta(None)), vec![record(0, TS, "hello")]),
+    );
+    assert!(plain[0]["kubernetes"].get("namespace_labels").is_none());
+    assert!(logferry_elasticsearch::IndexNameTemplate::parse(
+        "logs-{kubernetes.namespace_labels.team}"
+    )
+    .is_ok());
 }

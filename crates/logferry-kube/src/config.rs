@@ -39,6 +39,17 @@ pub struct KubeConfig {
     /// exact keys or globs (`prometheus.io/*`). Default: Airflow's keys
     /// ([`AIRFLOW_ANNOTATIONS`]) and the exclude annotation.
     pub annotation_allowlist: Vec<String>,
+    /// Pod labels copied into [`PodMeta::labels`](logferry_core::PodMeta): exact keys or
+    /// globs (`app.kubernetes.io/*`; `*` matches `/` too). Default `["*"]`: every label.
+    pub label_allowlist: Vec<String>,
+    /// Pod labels never copied, even when allow-listed (`pod-template-hash`,
+    /// `controller-revision-hash`, …). Default empty.
+    pub label_denylist: Vec<String>,
+    /// Namespace labels copied into
+    /// [`PodMeta::namespace_labels`](logferry_core::PodMeta) (Filebeat's
+    /// `kubernetes.namespace_labels.*`): exact keys or globs. Default empty: none (the
+    /// namespace watch then keeps no labels).
+    pub namespace_label_allowlist: Vec<String>,
     /// How long [`PodStore::lookup`](crate::PodStore::lookup) waits for a pod that is not
     /// (yet) in the store, while the API is reachable. Default 2 seconds.
     pub lookup_wait: Duration,
@@ -67,6 +78,9 @@ impl Default for KubeConfig {
             metadata_grace: Duration::from_secs(300),
             exclude_annotation,
             annotation_allowlist,
+            label_allowlist: vec!["*".to_owned()],
+            label_denylist: Vec::new(),
+            namespace_label_allowlist: Vec::new(),
             lookup_wait: Duration::from_secs(2),
             backoff_max: Duration::from_secs(5),
             state_dir: None,
@@ -74,7 +88,40 @@ impl Default for KubeConfig {
     }
 }
 
-/// Compiles the annotation allowlist. Invalid globs are reported and matched literally.
+/// The compiled key filters of a [`KubeConfig`]: which annotations, labels and
+/// namespace labels the store keeps.
+pub(crate) struct KeyFilters {
+    pub annotations: GlobSet,
+    pub labels_allow: GlobSet,
+    pub labels_deny: GlobSet,
+    pub namespace_labels: GlobSet,
+}
+
+impl KeyFilters {
+    /// Compiles every list; invalid globs are returned and matched literally.
+    pub fn new(config: &KubeConfig) -> (KeyFilters, Vec<KubeError>) {
+        let (annotations, mut errors) = compile_allowlist(&config.annotation_allowlist);
+        let mut more = |list: &[String]| {
+            let (set, e) = compile_allowlist(list);
+            errors.extend(e);
+            set
+        };
+        let filters = KeyFilters {
+            annotations,
+            labels_allow: more(&config.label_allowlist),
+            labels_deny: more(&config.label_denylist),
+            namespace_labels: more(&config.namespace_label_allowlist),
+        };
+        (filters, errors)
+    }
+
+    /// Whether a pod label is kept.
+    pub fn label(&self, key: &str) -> bool {
+        self.labels_allow.is_match(key) && !self.labels_deny.is_match(key)
+    }
+}
+
+/// Compiles an allowlist. Invalid globs are reported and matched literally.
 pub(crate) fn compile_allowlist(patterns: &[String]) -> (GlobSet, Vec<KubeError>) {
     let mut builder = GlobSetBuilder::new();
     let mut errors = Vec::new();
@@ -99,17 +146,14 @@ pub(crate) fn compile_allowlist(patterns: &[String]) -> (GlobSet, Vec<KubeError>
 }
 
 impl KubeConfig {
-    /// Checks the configuration (the annotation allowlist's globs).
+    /// Checks the configuration (the globs of the annotation, label and namespace
+    /// label lists).
     ///
     /// # Errors
     ///
     /// [`KubeError::AllowlistPattern`] for the first invalid glob.
     pub fn validate(&self) -> Result<(), KubeError> {
-        match compile_allowlist(&self.annotation_allowlist)
-            .1
-            .into_iter()
-            .next()
-        {
+        match KeyFilters::new(self).1.into_iter().next() {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -127,12 +171,19 @@ impl KubeConfig {
                 "must not be empty (an annotation key like \"logferry.io/exclude\")",
             ));
         }
-        for (i, pattern) in self.annotation_allowlist.iter().enumerate() {
-            if let Err(e) = globset::Glob::new(pattern) {
-                out.push(ConfigProblem::new(
-                    format!("annotation_allowlist[{i}]"),
-                    format!("invalid glob {pattern:?}: {e}"),
-                ));
+        for (key, list) in [
+            ("annotation_allowlist", &self.annotation_allowlist),
+            ("label_allowlist", &self.label_allowlist),
+            ("label_denylist", &self.label_denylist),
+            ("namespace_label_allowlist", &self.namespace_label_allowlist),
+        ] {
+            for (i, pattern) in list.iter().enumerate() {
+                if let Err(e) = globset::Glob::new(pattern) {
+                    out.push(ConfigProblem::new(
+                        format!("{key}[{i}]"),
+                        format!("invalid glob {pattern:?}: {e}"),
+                    ));
+                }
             }
         }
         if self.backoff_max.is_zero() {

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::mem::size_of;
 
-use globset::GlobSet;
+use crate::config::KeyFilters;
+use crate::state::NsInfo;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use logferry_core::AirflowTask;
 
@@ -53,14 +54,21 @@ fn boxed(s: &str) -> Box<str> {
 
 impl PodInfo {
     /// Strips a Pod down to a [`PodInfo`]. `None` when it has no namespace, name or uid.
-    pub fn from_pod(pod: &Pod, allow: &GlobSet, exclude_annotation: &str) -> Option<PodInfo> {
+    /// Labels and annotations are kept as `filters` say (Airflow's task is read from
+    /// all of them first).
+    pub fn from_pod(pod: &Pod, filters: &KeyFilters, exclude_annotation: &str) -> Option<PodInfo> {
         let meta = &pod.metadata;
         let empty = BTreeMap::new();
-        let labels = meta.labels.clone().unwrap_or_default();
+        let all_labels = meta.labels.as_ref().unwrap_or(&empty);
+        let labels = all_labels
+            .iter()
+            .filter(|(k, _)| filters.label(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let all_annotations = meta.annotations.as_ref().unwrap_or(&empty);
         let annotations = all_annotations
             .iter()
-            .filter(|(k, _)| allow.is_match(k.as_str()))
+            .filter(|(k, _)| filters.annotations.is_match(k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let owner = meta.owner_references.as_ref().and_then(|refs| {
@@ -124,7 +132,7 @@ impl PodInfo {
             uid: nonempty(&meta.uid)?,
             ip: pod.status.as_ref().and_then(|s| nonempty(&s.pod_ip)),
             node: pod.spec.as_ref().and_then(|s| nonempty(&s.node_name)),
-            airflow: airflow_task(&labels, all_annotations).map(Box::new),
+            airflow: airflow_task(all_labels, all_annotations).map(Box::new),
             excluded: is_true(all_annotations.get(exclude_annotation)),
             mirror_hash: all_annotations.get(MIRROR_ANNOTATION).map(|s| boxed(s)),
             labels,
@@ -170,14 +178,31 @@ impl PodInfo {
     }
 }
 
-/// What the store keeps of a namespace: whether it opts out.
-pub(crate) fn namespace_excluded(ns: &Namespace, exclude_annotation: &str) -> bool {
-    is_true(
+/// What the store keeps of a namespace: whether it opts out, and its
+/// allow-listed labels.
+pub(crate) fn namespace_info(
+    ns: &Namespace,
+    filters: &KeyFilters,
+    exclude_annotation: &str,
+) -> NsInfo {
+    let excluded = is_true(
         ns.metadata
             .annotations
             .as_ref()
             .and_then(|a| a.get(exclude_annotation)),
-    )
+    );
+    let labels = ns
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| filters.namespace_labels.is_match(k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    NsInfo {
+        excluded,
+        labels: std::sync::Arc::new(labels),
+    }
 }
 
 fn is_true(v: Option<&String>) -> bool {

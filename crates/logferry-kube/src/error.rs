@@ -21,8 +21,8 @@ pub enum KubeError {
         #[source]
         source: kube::runtime::watcher::Error,
     },
-    /// The annotation allowlist holds an invalid glob.
-    #[error("invalid annotation allowlist pattern {pattern:?}")]
+    /// An annotation, label or namespace label list holds an invalid glob.
+    #[error("invalid allowlist pattern {pattern:?}")]
     AllowlistPattern {
         /// The offending pattern.
         pattern: String,

@@ -2,7 +2,7 @@
 //! grace, pins, namespaces, and what the watch events do to them. No I/O, no tasks:
 //! [`crate::watch`] feeds it, [`crate::store`] reads it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +23,15 @@ pub(crate) struct Entry {
     pub metas: Vec<(String, Option<String>, Arc<PodMeta>)>,
 }
 
+/// What the store keeps of a namespace.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub(crate) struct NsInfo {
+    /// The exclude annotation is `"true"`.
+    pub excluded: bool,
+    /// Allow-listed labels (`kubernetes.namespace_labels`); empty unless enabled.
+    pub labels: Arc<BTreeMap<String, String>>,
+}
+
 #[derive(Default)]
 pub(crate) struct Pin {
     pub count: u32,
@@ -32,8 +41,8 @@ pub(crate) struct Pin {
 #[derive(Default)]
 pub(crate) struct State {
     pub pods: HashMap<String, Entry>,
-    /// Namespace name → excluded by annotation.
-    pub namespaces: HashMap<String, bool>,
+    /// Namespace name → what is kept of it.
+    pub namespaces: HashMap<String, NsInfo>,
     pub pins: HashMap<String, Pin>,
     pub evicted: HashSet<String>,
     pub evicted_order: VecDeque<String>,
@@ -147,11 +156,23 @@ impl State {
         self.report(false)
     }
 
-    pub fn ns_apply(&mut self, name: String, excluded: bool) -> Report {
+    pub fn ns_apply(&mut self, name: String, info: NsInfo) -> Report {
         if let Some(seen) = &mut self.ns_init {
             seen.insert(name.clone());
         }
-        self.namespaces.insert(name, excluded);
+        let labels_changed = self
+            .namespaces
+            .get(&name)
+            .is_none_or(|old| old.labels != info.labels);
+        if labels_changed {
+            // Metadata built with the old labels is built again on the next lookup.
+            for entry in self.pods.values_mut() {
+                if *entry.info.namespace == *name {
+                    entry.metas.clear();
+                }
+            }
+        }
+        self.namespaces.insert(name, info);
         self.report(false)
     }
 
@@ -277,7 +298,11 @@ impl State {
         now: Instant,
         grace: Duration,
     ) -> Result<Lookup, PathOnlyReason> {
-        if self.namespaces.get(&path.namespace) == Some(&true) {
+        if self
+            .namespaces
+            .get(&path.namespace)
+            .is_some_and(|n| n.excluded)
+        {
             return Ok(Lookup::Excluded);
         }
         let uid = if self.pods.contains_key(&path.pod_uid) {
@@ -302,11 +327,20 @@ impl State {
             if expired {
                 return Err(PathOnlyReason::Expired);
             }
+            let ns_labels = self
+                .namespaces
+                .get(&*self.pods[&uid].info.namespace)
+                .map(|n| Arc::clone(&n.labels))
+                .unwrap_or_default();
             let entry = self.pods.get_mut(&uid).expect("entry present");
             if entry.info.excluded {
                 return Ok(Lookup::Excluded);
             }
-            return Ok(Lookup::Found(entry.meta_for(&path.container, container_id)));
+            return Ok(Lookup::Found(entry.meta_for(
+                &path.container,
+                container_id,
+                &ns_labels,
+            )));
         }
         if self.evicted.contains(&path.pod_uid) {
             return Err(PathOnlyReason::Expired);
@@ -330,7 +364,12 @@ pub(crate) fn is_mirror(pods: &HashMap<String, Entry>, uid: &str) -> bool {
 }
 
 impl Entry {
-    fn meta_for(&mut self, container: &str, container_id: Option<&str>) -> Arc<PodMeta> {
+    fn meta_for(
+        &mut self,
+        container: &str,
+        container_id: Option<&str>,
+        namespace_labels: &BTreeMap<String, String>,
+    ) -> Arc<PodMeta> {
         let known = self.info.containers.iter().find(|c| &*c.name == container);
         // The status' id is the current container; a file of an earlier restart names
         // its own (possibly truncated) id in the /var/log/containers link.
@@ -356,6 +395,7 @@ impl Entry {
             node_name: info.node.as_deref().map(str::to_owned),
             labels: info.labels.clone(),
             annotations: info.annotations.clone(),
+            namespace_labels: namespace_labels.clone(),
             owner: info
                 .owner
                 .as_ref()
@@ -380,7 +420,7 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::compile_allowlist;
+    use crate::config::KeyFilters;
     use crate::KubeConfig;
     use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
@@ -388,8 +428,8 @@ mod tests {
 
     fn info(v: serde_json::Value) -> PodInfo {
         let pod: Pod = serde_json::from_value(v).unwrap();
-        let (allow, _) = compile_allowlist(&KubeConfig::default().annotation_allowlist);
-        PodInfo::from_pod(&pod, &allow, "logferry.io/exclude").unwrap()
+        let (filters, _) = KeyFilters::new(&KubeConfig::default());
+        PodInfo::from_pod(&pod, &filters, "logferry.io/exclude").unwrap()
     }
 
     fn path(s: &str) -> KubeLogPath {

@@ -8,10 +8,9 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::config::compile_allowlist;
+use crate::config::KeyFilters;
 use crate::state::{is_mirror, Entry, Report, State};
 use crate::{KubeConfig, KubeEvents, Lookup, PathOnlyReason, StoreMemory};
-use globset::GlobSet;
 
 /// The node's pods, kept small, with deleted pods kept as tombstones while their files
 /// are pinned and for [`KubeConfig::metadata_grace`] after.
@@ -35,7 +34,7 @@ impl std::fmt::Debug for PodStore {
 
 pub(crate) struct Shared {
     pub config: KubeConfig,
-    pub allow: GlobSet,
+    pub filters: KeyFilters,
     pub events: Arc<dyn KubeEvents>,
     pub state: Mutex<State>,
     /// Woken whenever pods, namespaces or availability change.
@@ -67,15 +66,15 @@ impl Shared {
 
 impl PodStore {
     pub(crate) fn new(config: KubeConfig, events: Arc<dyn KubeEvents>, disabled: bool) -> PodStore {
-        let (allow, errors) = compile_allowlist(&config.annotation_allowlist);
+        let (filters, errors) = KeyFilters::new(&config);
         for e in errors {
-            tracing::warn!(error = %e, source = %std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default(), "annotation allowlist pattern matched literally");
+            tracing::warn!(error = %e, source = %std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default(), "allowlist pattern matched literally");
         }
         let state = State::default();
         PodStore {
             shared: Arc::new(Shared {
                 config,
-                allow,
+                filters,
                 events,
                 state: Mutex::new(state),
                 changed: Notify::new(),

@@ -17,7 +17,7 @@ use kube::{Api, Client};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::entry::{namespace_excluded, PodInfo};
+use crate::entry::{namespace_info, PodInfo};
 use crate::store::Shared;
 use crate::{KubeConfig, KubeError, KubeEvents, PodStore};
 
@@ -189,7 +189,7 @@ async fn run_pods(shared: Arc<Shared>, client: Client, shutdown: CancellationTok
         "pods",
         shutdown,
         move |shared, event| {
-            let strip = |pod: &Pod| PodInfo::from_pod(pod, &shared.allow, &exclude);
+            let strip = |pod: &Pod| PodInfo::from_pod(pod, &shared.filters, &exclude);
             match event {
                 Event::Init => shared.update(|s| s.pod_init()),
                 Event::InitApply(pod) | Event::Apply(pod) => {
@@ -226,8 +226,8 @@ async fn run_namespaces(shared: Arc<Shared>, client: Client, shutdown: Cancellat
             Event::Init => shared.update(|s| s.ns_init()),
             Event::InitApply(ns) | Event::Apply(ns) => {
                 if let Some(name) = ns.metadata.name.clone() {
-                    let excluded = namespace_excluded(&ns, &exclude);
-                    shared.update(|s| s.ns_apply(name, excluded));
+                    let info = namespace_info(&ns, &shared.filters, &exclude);
+                    shared.update(|s| s.ns_apply(name, info));
                 }
             }
             Event::Delete(ns) => {

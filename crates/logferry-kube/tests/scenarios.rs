@@ -802,3 +802,66 @@ async fn s10_pods_deleted_while_down_keep_their_metadata() {
     })
     .await;
 }
+
+/// 11. Issue 11: label allow/deny lists, and namespace labels (opt-in,
+/// allow-listed, Filebeat's `kubernetes.namespace_labels`) from the namespace
+/// watch, updated when the namespace's labels change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s11_label_lists_and_namespace_labels() {
+    let double = double().await;
+    double
+        .create_namespace(json!({"metadata": {"name": "shop", "labels": {
+            "team": "payments", "tier": "gold", "kubernetes.io/metadata.name": "shop"}}}))
+        .unwrap();
+    let mut web = pod("shop", "web-0", "uid-web", NODE);
+    web["metadata"]["labels"] = json!({
+        "app.kubernetes.io/name": "web", "app.kubernetes.io/version": "2",
+        "pod-template-hash": "5d8f7", "team": "payments", "secret-ish": "x"});
+    double.create_pod(web).unwrap();
+    let h = start_synced(
+        double,
+        KubeConfig {
+            label_allowlist: vec!["app.kubernetes.io/*".into(), "team".into(), "*-hash".into()],
+            label_denylist: vec!["pod-template-hash".into(), "*/version".into()],
+            namespace_label_allowlist: vec!["team".into(), "tier".into()],
+            ..config()
+        },
+    )
+    .await;
+    let file = log_path("shop", "web-0", "uid-web", "app");
+    let m = found(h.store.lookup(&file, None).await);
+    let keys: Vec<&str> = m.labels.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["app.kubernetes.io/name", "team"]);
+    let ns: Vec<(&str, &str)> = m
+        .namespace_labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(ns, [("team", "payments"), ("tier", "gold")]);
+
+    // The namespace is relabelled: the next lookup sees it.
+    h.double
+        .create_namespace(json!({"metadata": {"name": "shop", "labels": {"team": "checkout"}}}))
+        .unwrap();
+    eventually("namespace labels updated", || async {
+        let m = found(h.store.lookup(&file, None).await);
+        m.namespace_labels.get("team").map(String::as_str) == Some("checkout")
+            && !m.namespace_labels.contains_key("tier")
+    })
+    .await;
+    h.stop().await;
+
+    // Defaults: every pod label, no namespace label.
+    let double = self::double().await;
+    double
+        .create_namespace(json!({"metadata": {"name": "shop", "labels": {"team": "payments"}}}))
+        .unwrap();
+    let mut web = pod("shop", "web-0", "uid-web", NODE);
+    web["metadata"]["labels"] = json!({"a": "1", "pod-template-hash": "5d8f7"});
+    double.create_pod(web).unwrap();
+    let h = start_synced(double, config()).await;
+    let m = found(h.store.lookup(&file, None).await);
+    assert_eq!(m.labels.len(), 2);
+    assert!(m.namespace_labels.is_empty());
+    h.stop().await;
+}

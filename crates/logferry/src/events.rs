@@ -223,4 +223,15 @@ impl ForwarderEvents for DaemonForwarderEvents {
     fn airflow_records_without_log_id(&self, records: u64) {
         self.metrics.airflow_records_without_log_id.inc_by(records);
     }
+
+    fn json_messages_not_parsed(
+        &self,
+        reason: logferry_elasticsearch::JsonSkipReason,
+        records: u64,
+    ) {
+        self.metrics
+            .json_messages_not_parsed
+            .with_label_values(&[reason.as_label()])
+            .inc_by(records);
+    }
 }

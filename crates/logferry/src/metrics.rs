@@ -11,7 +11,7 @@ mod nats;
 pub use nats::NatsMetrics;
 
 use crate::freshness::Freshness;
-use logferry_elasticsearch::{BulkOutcome, ItemErrorReason};
+use logferry_elasticsearch::{BulkOutcome, ItemErrorReason, JsonSkipReason};
 use logferry_kube::{KubeError, PathOnlyReason, WATCHED_RESOURCES};
 use logferry_tail::{LossReason, RotationKind};
 use prometheus::{
@@ -80,6 +80,9 @@ pub struct Metrics {
     pub dropped_records: IntCounterVec,
     /// Records of an Airflow-enabled source shipped without `log_id` (no task known).
     pub airflow_records_without_log_id: IntCounter,
+    /// Messages that looked like JSON objects shipped as text only (the
+    /// `json_message` option's bounds or a parse error), by reason.
+    pub json_messages_not_parsed: IntCounterVec,
     /// Records Elasticsearch accepted (2xx or 409 on create).
     pub es_sent_records: IntCounter,
     /// Bulk body bytes of accepted records.
@@ -329,6 +332,12 @@ impl Metrics {
                 "logferry_airflow_records_without_log_id_total",
                 "Records of an Airflow-enabled source shipped without log_id/offset: neither the record, its pod, its path nor the configuration named the task.",
             ),
+            json_messages_not_parsed: counter_vec(
+                &r,
+                "logferry_pipeline_json_messages_not_parsed_total",
+                "Messages that looked like JSON objects but were shipped as text only (json_message: too large, too deep, too many fields, invalid).",
+                "reason",
+            ),
             es_sent_records: counter(
                 &r,
                 "logferry_elasticsearch_sent_records_total",
@@ -434,6 +443,10 @@ impl Metrics {
                     .collect(),
             ),
             (&m.dropped_records, labels(DROP_REASONS)),
+            (
+                &m.json_messages_not_parsed,
+                JsonSkipReason::ALL.iter().map(|r| r.as_label()).collect(),
+            ),
             (
                 &m.es_bulk_requests,
                 BulkOutcome::ALL.iter().map(|o| o.as_label()).collect(),

@@ -32,6 +32,14 @@ pub async fn stdout(
         metrics
             .airflow_records_without_log_id
             .inc_by(encoder.take_records_without_log_id());
+        for (reason, n) in encoder.take_json_messages_not_parsed() {
+            if n > 0 {
+                metrics
+                    .json_messages_not_parsed
+                    .with_label_values(&[reason.as_label()])
+                    .inc_by(n);
+            }
+        }
         // Blocking write of one batch; stdout is a pipe or a terminal.
         let written = tokio::task::block_in_place(|| {
             let mut out = std::io::stdout().lock();

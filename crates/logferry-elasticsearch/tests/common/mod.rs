@@ -171,6 +171,7 @@ pub struct CountingEvents {
     pub retries: std::sync::atomic::AtomicU64,
     pub item_errors: labels::Labels,
     pub outcomes: labels::Labels,
+    pub json_not_parsed: labels::Labels,
     pub max_in_flight: std::sync::atomic::AtomicUsize,
 }
 
@@ -193,6 +194,9 @@ pub mod labels {
 }
 
 impl ForwarderEvents for CountingEvents {
+    fn json_messages_not_parsed(&self, reason: logferry_elasticsearch::JsonSkipReason, n: u64) {
+        self.json_not_parsed.add(reason.as_label(), n);
+    }
     fn bulk_request(&self, outcome: logferry_elasticsearch::BulkOutcome, _seconds: f64) {
         self.outcomes.add(outcome.as_label(), 1);
     }

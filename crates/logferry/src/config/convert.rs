@@ -44,6 +44,9 @@ pub fn to_kube_config(c: &Config) -> KubeConfig {
         metadata_grace: c.kubernetes.metadata_grace,
         exclude_annotation: c.kubernetes.exclude_annotation.clone(),
         annotation_allowlist: c.kubernetes.annotation_allowlist.clone(),
+        label_allowlist: c.kubernetes.label_allowlist.clone(),
+        label_denylist: c.kubernetes.label_denylist.clone(),
+        namespace_label_allowlist: c.kubernetes.namespace_label_allowlist.clone(),
         lookup_wait: c.kubernetes.lookup_wait,
         state_dir: Some(c.data_dir.clone()),
         ..KubeConfig::default()
@@ -64,5 +67,6 @@ pub fn to_document_options(c: &Config) -> es::DocumentOptions {
             task: c.airflow.task.clone(),
         }),
         id_scope: c.id_scope.clone(),
+        json_message: c.json_message.clone(),
     }
 }

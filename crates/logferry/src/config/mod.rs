@@ -15,7 +15,8 @@ use logferry_core::ConfigProblem;
 use logferry_core::{AirflowTask, Level};
 use logferry_elasticsearch::{
     Auth, BatchConfig, Compression, DeadLetterFileConfig, ElasticsearchConfig, IndexNameTemplate,
-    IndexTarget, LogIdTemplate, RetryConfig, Schema, TemplateOptions, TlsConfig,
+    IndexTarget, JsonMessageOptions, JsonTarget, LogIdTemplate, RetryConfig, Schema,
+    TemplateOptions, TlsConfig,
 };
 use logferry_kube::KubeConfig;
 use logferry_tail::{MinFree, MultilineConfig, ReadFrom, TailConfig};
@@ -86,6 +87,12 @@ pub struct Kubernetes {
     pub exclude_annotation: String,
     /// Pod annotation keys (globs) copied into documents.
     pub annotation_allowlist: Vec<String>,
+    /// Pod label keys (globs) copied into documents.
+    pub label_allowlist: Vec<String>,
+    /// Pod label keys (globs) never copied.
+    pub label_denylist: Vec<String>,
+    /// Namespace label keys (globs) copied into `kubernetes.namespace_labels`.
+    pub namespace_label_allowlist: Vec<String>,
     /// How long a file whose pod is unknown waits for the pod.
     pub lookup_wait: Duration,
     /// The cluster's name, written as `orchestrator.cluster.name` (ECS).
@@ -136,6 +143,9 @@ pub struct Config {
     pub nats: Option<logferry_nats::SinkConfig>,
     /// Airflow log_id / offset.
     pub airflow: Airflow,
+    /// `json_message`: messages that are JSON objects parsed into the
+    /// document; `None` when not enabled (the default).
+    pub json_message: Option<JsonMessageOptions>,
     /// Admin HTTP listen address (`/metrics`, `/healthz`, `/readyz`; read-only).
     pub listen: SocketAddr,
     /// Where `POST /quitquitquit` is served, always a loopback address; `None`
@@ -258,6 +268,7 @@ fn read_config(
         task: read_airflow_task(af.section("task", p), p),
     };
     af.finish(p);
+    let json_message = read_json_message(root.section("json_message", p), p);
     let mut server = root.section("server", p);
     let listen = server
         .get("listen", p, |v| {
@@ -328,6 +339,7 @@ fn read_config(
         elasticsearch,
         nats,
         airflow,
+        json_message,
         listen,
         control_listen: quitquitquit.then_some(control_listen),
         drain_timeout,
@@ -533,10 +545,41 @@ fn read_kubernetes(mut s: Section<'_>, p: &mut Problems) -> Kubernetes {
         annotation_allowlist: s
             .strings("annotation_allowlist", p)
             .unwrap_or(d.annotation_allowlist),
+        label_allowlist: s.strings("label_allowlist", p).unwrap_or(d.label_allowlist),
+        label_denylist: s.strings("label_denylist", p).unwrap_or(d.label_denylist),
+        namespace_label_allowlist: s
+            .strings("namespace_label_allowlist", p)
+            .unwrap_or(d.namespace_label_allowlist),
         lookup_wait: s.duration("lookup_wait", p).unwrap_or(d.lookup_wait),
     };
     s.finish(p);
     k
+}
+
+/// `json_message` (see `logferry_elasticsearch::json_message`): `None` unless
+/// `enabled: true`; the other keys are checked either way.
+fn read_json_message(mut s: Section<'_>, p: &mut Problems) -> Option<JsonMessageOptions> {
+    let d = JsonMessageOptions::default();
+    let enabled = s.boolean("enabled", p).unwrap_or(false);
+    let root = s
+        .choice("target", p, &[("key", false), ("root", true)])
+        .unwrap_or(false);
+    let key = s.string("key", p).unwrap_or_else(|| "json".into());
+    let options = JsonMessageOptions {
+        target: if root {
+            JsonTarget::Root
+        } else {
+            JsonTarget::Key(key)
+        },
+        keep_message: s.boolean("keep_message", p).unwrap_or(d.keep_message),
+        max_bytes: s
+            .size("max_bytes", p)
+            .map_or(d.max_bytes, |b| usize::try_from(b).unwrap_or(usize::MAX)),
+        max_depth: s.positive("max_depth", p).unwrap_or(d.max_depth),
+        max_fields: s.positive("max_fields", p).unwrap_or(d.max_fields),
+    };
+    s.finish(p);
+    enabled.then_some(options)
 }
 
 fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> Elasticsearch {
@@ -776,6 +819,13 @@ fn library_problems(config: &Config, p: &mut Problems) {
     }
     if let Some(es) = &config.elasticsearch {
         add("elasticsearch", es.forwarder.problems());
+    }
+    if let Some(json) = &config.json_message {
+        let schema = config
+            .elasticsearch
+            .as_ref()
+            .map_or(Schema::Ecs, |e| e.schema);
+        add("json_message", json.problems(schema));
     }
 }
 
@@ -1076,6 +1126,32 @@ elasticsearch:
             Some("elasticsearch.batch.max_bytes"),
         ),
         ("  concurrency: 0", Some("elasticsearch.concurrency")),
+        // logferry-elasticsearch: the JSON-message option.
+        ("json_message: {enabled: true}", None),
+        (
+            "json_message: {enabled: true, target: root, keep_message: false, max_bytes: 1MiB}",
+            None,
+        ),
+        (
+            "json_message: {enabled: true, key: kubernetes}",
+            Some("json_message.key"),
+        ),
+        (
+            "json_message: {enabled: true, key: app.json}",
+            Some("json_message.key"),
+        ),
+        (
+            "json_message: {enabled: true, max_depth: 50}",
+            Some("json_message.max_depth"),
+        ),
+        (
+            "json_message: {enabled: true, target: nested}",
+            Some("json_message.target"),
+        ),
+        (
+            "json_message: {enabled: true, max_fields: 0}",
+            Some("json_message.max_fields"),
+        ),
         // Airflow's log_id template: one parser (Python str.format braces).
         (
             "airflow: {enabled: true, log_id_template: '{dag_id}}'}",
@@ -1146,6 +1222,22 @@ elasticsearch:
         (
             "kubernetes: {annotation_allowlist: ['prometheus.io/*']}",
             None,
+        ),
+        (
+            "kubernetes: {label_allowlist: ['app.kubernetes.io/*', team], label_denylist: ['*-hash'], namespace_label_allowlist: [team, 'tier*']}",
+            None,
+        ),
+        (
+            "kubernetes: {label_denylist: ['x', '[']}",
+            Some("kubernetes.label_denylist[1]"),
+        ),
+        (
+            "kubernetes: {label_allowlist: ['{a']}",
+            Some("kubernetes.label_allowlist[0]"),
+        ),
+        (
+            "kubernetes: {namespace_label_allowlist: ['a[']}",
+            Some("kubernetes.namespace_label_allowlist[0]"),
         ),
     ];
 
