@@ -25,11 +25,31 @@ fn main() {
     };
     let batches = common::batches(&lines, total, 500, 16);
     let message_bytes: usize = batches.iter().map(|b| b.message_bytes()).sum();
+    // The same lines as JSON application logs (the throughput generator's shape).
+    let json_lines: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            format!(
+                r#"{{"level":"info","ts":{},"logger":"db","msg":{}}}"#,
+                1_795_341_600 + i,
+                serde_json::to_string(l).unwrap()
+            )
+        })
+        .collect();
+    let json_batches = common::batches(&json_lines, total, 500, 16);
     println!(
         "encode: {total} records, {} Loghub lines, mean message {:.1} bytes, 16 files with pod metadata",
         lines.len(),
         message_bytes as f64 / total as f64
     );
+    let json_on = DocumentOptions {
+        schema: Schema::Ecs,
+        host_name: Some("node-a-1".into()),
+        id_scope: "node-a-1".into(),
+        json_message: Some(JsonMessageOptions::default()),
+        ..DocumentOptions::default()
+    };
     let cases = [
         (
             "ecs",
@@ -69,22 +89,27 @@ fn main() {
                 json_message: None,
             },
         ),
+        ("ecs+json_message", json_on.clone()),
         (
-            "ecs+json_message",
+            "ecs, JSON lines",
             DocumentOptions {
-                schema: Schema::Ecs,
-                host_name: Some("node-a-1".into()),
-                id_scope: "node-a-1".into(),
-                json_message: Some(JsonMessageOptions::default()),
-                ..DocumentOptions::default()
+                json_message: None,
+                ..json_on.clone()
             },
         ),
+        ("ecs+json_msg, JSON", json_on),
     ];
     println!(
         "{:<22} {:>12} {:>16} {:>14} {:>14} {:>14}",
         "schema", "docs/s", "source MB/s", "output MB/s", "docs/cpu-s", "src MB/cpu-s"
     );
     for (name, options) in cases {
+        let input = if name.contains("JSON") {
+            &json_batches
+        } else {
+            &batches
+        };
+        let message_bytes: usize = input.iter().map(|b| b.message_bytes()).sum();
         let mut encoder = DocumentEncoder::new(options);
         let mut out = Vec::with_capacity(4 << 20);
         let mut best: Option<(f64, f64, usize)> = None;
@@ -93,7 +118,7 @@ fn main() {
             let cpu0 = common::cpu_seconds("thread-self");
             let t0 = Instant::now();
             let mut produced = 0usize;
-            for b in &batches {
+            for b in input {
                 out.clear();
                 for r in &b.records {
                     let id = DocumentEncoder::document_id_in("node-a-1", &b.source, r);
