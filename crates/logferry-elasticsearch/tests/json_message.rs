@@ -319,3 +319,58 @@ async fn thousands_of_json_keys_stay_under_the_field_limit_under_the_key() {
     assert_eq!(events.json_not_parsed.get("too_many_fields"), 4);
     assert_eq!(double.documents("logs-test").len(), 4);
 }
+
+/// With Airflow on too, a root merge writes each member once (Airflow's own
+/// copy of JSON members is skipped), so Elasticsearch never sees a duplicate
+/// key, and the Airflow fields stay logferry's.
+#[test]
+fn a_root_merge_with_airflow_writes_each_member_once() {
+    let mut m = (*meta()).clone();
+    m.airflow = Some(logferry_core::AirflowTask {
+        dag_id: "etl".into(),
+        task_id: "load".into(),
+        run_id: "manual__1".into(),
+        try_number: "1".into(),
+        map_index: "-1".into(),
+        logical_date: None,
+    });
+    let mut b =
+        batch(&[r#"{"user":"ann","event":"spoof","offset":-1,"log_id":"x","level":"warn"}"#]);
+    b.meta = Some(Arc::new(m));
+    let mut enc = DocumentEncoder::new(DocumentOptions {
+        airflow: Some(logferry_elasticsearch::AirflowOptions {
+            log_id_template: "{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}"
+                .parse()
+                .unwrap(),
+            task: None,
+        }),
+        json_message: Some(JsonMessageOptions {
+            target: JsonTarget::Root,
+            ..JsonMessageOptions::default()
+        }),
+        ..DocumentOptions::default()
+    });
+    let mut out = Vec::new();
+    enc.encode(&b, &b.records[0], &mut out);
+    let text = String::from_utf8(out).unwrap();
+    for key in [
+        "\"user\":",
+        "\"event\":",
+        "\"offset\":",
+        "\"log_id\":",
+        "\"level\":",
+    ] {
+        assert!(
+            text.matches(key).count() <= 2,
+            "{key} written more than expected: {text}"
+        );
+    }
+    assert_eq!(text.matches("\"user\":").count(), 1, "{text}");
+    let d: Value = serde_json::from_str(&text).unwrap();
+    // Airflow's rule: a record's own log_id names its log; written once.
+    assert_eq!(text.matches("\"log_id\":").count(), 1, "{text}");
+    assert_eq!(d["log_id"], "x");
+    assert!(d["offset"].as_u64().is_some(), "{d}");
+    assert_ne!(d["event"], "spoof");
+    assert_eq!(d["log"]["level"], "warn");
+}
