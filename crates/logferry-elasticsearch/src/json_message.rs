@@ -16,7 +16,9 @@
 //!   or the first dot-separated part of it, is a field logferry writes
 //!   (`@timestamp`, `message`, `log`, `kubernetes`, `container`, `host`, …) is
 //!   not merged, so a tenant can neither spoof pod metadata nor turn a
-//!   `keyword` into an array (`"kubernetes.namespace": "other"` would).
+//!   `keyword` into an array (`"kubernetes.namespace": "other"` would). Keys
+//!   starting with `_` are not merged either (Elasticsearch refuses its
+//!   metadata fields, `_id`, `_source`, …, inside a document).
 //! * **The text**: kept in `message` (`log` for the Fluentd schema) unless
 //!   [`JsonMessageOptions::keep_message`] is false; then `message` is the
 //!   object's own `message` (or `msg`) string, or absent.
@@ -283,7 +285,8 @@ pub(crate) fn write_members(
         JsonTarget::Root => {
             for (k, v) in map {
                 let first = k.split('.').next().unwrap_or(k);
-                if reserved(schema, first, airflow) {
+                // `_id`, `_source`, …: Elasticsearch refuses metadata fields in a document.
+                if reserved(schema, first, airflow) || k.starts_with('_') {
                     continue;
                 }
                 out.push(b',');

@@ -127,7 +127,7 @@ fn under_a_key_the_object_is_kept_whole_with_the_text() {
 /// win, so a tenant cannot spoof its namespace or timestamp.
 #[test]
 fn merged_at_the_root_logferrys_fields_win() {
-    let spoof = r#"{"level":"error","message":"the app's own","kubernetes":{"namespace":"bank"},"kubernetes.namespace":"bank","@timestamp":"1999-01-01T00:00:00Z","log.level":"debug","host":"evil","trace.id":"abc","user":{"id":7}}"#;
+    let spoof = r#"{"level":"error","message":"the app's own","kubernetes":{"namespace":"bank"},"kubernetes.namespace":"bank","@timestamp":"1999-01-01T00:00:00Z","log.level":"debug","host":"evil","trace.id":"abc","user":{"id":7},"_id":"x","_source":{}}"#;
     let root = JsonMessageOptions {
         target: JsonTarget::Root,
         ..JsonMessageOptions::default()
@@ -144,6 +144,7 @@ fn merged_at_the_root_logferrys_fields_win() {
     );
     assert_eq!(d["message"], spoof, "the text is kept");
     assert_eq!(d["trace.id"], "abc");
+    assert!(d.get("_id").is_none() && d.get("_source").is_none());
     assert_eq!(d["user"], json!({"id": 7}));
     assert!(d.get("level").is_some());
 
