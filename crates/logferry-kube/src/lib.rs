@@ -9,12 +9,14 @@
 //!   future (the caller spawns it, so its shutdown sees every task), which runs kube's runtime
 //!   [`watcher`](kube::runtime::watcher()) on pods with
 //!   `fieldSelector=spec.nodeName=<node_name>` and on namespaces (for namespace-level
-//!   opt-out). Re-lists after `410 Gone`, dropped connections and API errors, with an
+//!   opt-out, and the allow-listed namespace labels,
+//!   [`KubeConfig::namespace_label_allowlist`]). Re-lists after `410 Gone`, dropped connections and API errors, with an
 //!   exponential backoff capped at [`KubeConfig::backoff_max`] (default 5 s, so that
 //!   the store catches up quickly after an outage). After any error the watch starts
 //!   over with a full list; pods missing from it are treated as deleted.
 //! * **Small store.** Only what logferry enriches records with is kept per pod
-//!   (namespace, name, uid, IP, node, labels, allow-listed annotations, controller
+//!   (namespace, name, uid, IP, node, labels allowed by [`KubeConfig::label_allowlist`]
+//!   and not denied by [`KubeConfig::label_denylist`], allow-listed annotations, controller
 //!   owner, and per container — regular, init and ephemeral — name, image, runtime and
 //!   container id), never whole Pod objects. [`PodStore::memory_usage`] measures it.
 //! * **File → pod.** [`PodStore::lookup`] takes a parsed
