@@ -66,6 +66,7 @@ use crate::json::{write_raw, write_str, write_timestamp, write_u64};
 use crate::json_message::{self, JsonMessageOptions, JsonSkipReason, JsonTarget};
 use crate::log_id::LogIdTemplate;
 use crate::meta::MetaView;
+use crate::schema::Schema;
 use crate::tail::{encode_ecs_tail, encode_fluentd_tail};
 use base64::Engine as _;
 use logferry_core::{AirflowTask, Level, PodMeta, Record, RecordBatch, RecordFlags, Source};
@@ -99,16 +100,6 @@ impl Hasher for PtrHasher {
 }
 
 type FileCache = HashMap<(usize, usize), FileEntry, BuildHasherDefault<PtrHasher>>;
-
-/// Document field names.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub enum Schema {
-    /// Elastic Common Schema (Filebeat's names).
-    #[default]
-    Ecs,
-    /// Fluentd's `kubernetes_metadata` names.
-    Fluentd,
-}
 
 /// Airflow task log support.
 #[derive(Clone, PartialEq, Eq, Debug)]

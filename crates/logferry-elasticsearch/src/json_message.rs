@@ -36,7 +36,7 @@
 use logferry_core::{ConfigProblem, Level};
 use serde_json::{Map, Value};
 
-use crate::document::Schema;
+use crate::schema::Schema;
 
 /// Where a parsed message goes.
 #[derive(Clone, PartialEq, Eq, Debug)]

@@ -92,6 +92,7 @@ mod owner;
 mod request;
 mod response;
 mod retry;
+mod schema;
 mod ship;
 mod startup;
 mod state;
@@ -103,7 +104,7 @@ pub use config::{
     Auth, BatchConfig, Compression, DeadLetterFileConfig, ElasticsearchConfig, RetryConfig,
     TemplateOptions, TlsConfig,
 };
-pub use document::{AirflowOptions, DocumentEncoder, DocumentOptions, Schema};
+pub use document::{AirflowOptions, DocumentEncoder, DocumentOptions};
 /// The `elasticsearch` crate, re-exported for users of [`build_client`].
 pub use elasticsearch;
 pub use error::Error;
@@ -113,6 +114,7 @@ pub use health::ForwarderHealth;
 pub use index::{data_stream_name, IndexNameTemplate, IndexTarget};
 pub use json_message::{JsonMessageOptions, JsonSkipReason, JsonTarget};
 pub use log_id::LogIdTemplate;
+pub use schema::Schema;
 pub use state::ForwarderSummary;
 /// Re-exported for [`Forwarder::run`].
 pub use tokio_util::sync::CancellationToken;

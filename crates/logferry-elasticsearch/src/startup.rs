@@ -2,9 +2,9 @@
 //! (when `install_template` is set).
 
 use crate::config::ElasticsearchConfig;
-use crate::document::Schema;
 use crate::request::{error_chain, status_error};
 use crate::retry::Backoff;
+use crate::schema::Schema;
 use crate::state::Shared;
 use crate::template;
 use bytes::Bytes;

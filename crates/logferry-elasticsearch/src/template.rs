@@ -26,9 +26,9 @@
 //!   documents to the dead letter.
 
 use crate::config::TemplateOptions;
-use crate::document::Schema;
 use crate::index::IndexTarget;
 use crate::index::{data_stream_name, data_stream_part};
+use crate::schema::Schema;
 use serde_json::{json, Value};
 
 /// Name of the template for the dead-letter index.

@@ -2,13 +2,22 @@
 
 use std::collections::BTreeMap;
 use std::mem::size_of;
+use std::sync::Arc;
 
 use crate::config::KeyFilters;
-use crate::state::NsInfo;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use logferry_core::AirflowTask;
 
 use crate::airflow::airflow_task;
+
+/// What the store keeps of a namespace.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub(crate) struct NsInfo {
+    /// The exclude annotation is `"true"`.
+    pub excluded: bool,
+    /// Allow-listed labels (`kubernetes.namespace_labels`); empty unless enabled.
+    pub labels: Arc<BTreeMap<String, String>>,
+}
 
 /// Annotation with which kubelet links a mirror pod to its static pod; the value is the
 /// static pod's config hash, which is the "uid" in the static pod's log directory name.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use logferry_core::{ContainerMeta, KubeLogPath, MetadataOrigin, PodMeta};
 use tokio::time::Instant;
 
-use crate::entry::PodInfo;
+use crate::entry::{NsInfo, PodInfo};
 use crate::{KubeError, Lookup, PathOnlyReason};
 
 /// How many uids of evicted pods are remembered, so that late lookups answer
@@ -21,15 +21,6 @@ pub(crate) struct Entry {
     pub deleted_at: Option<Instant>,
     /// Metadata built for lookups of this pod version: (container, container id used, meta).
     pub metas: Vec<(String, Option<String>, Arc<PodMeta>)>,
-}
-
-/// What the store keeps of a namespace.
-#[derive(Clone, Default, PartialEq, Eq, Debug)]
-pub(crate) struct NsInfo {
-    /// The exclude annotation is `"true"`.
-    pub excluded: bool,
-    /// Allow-listed labels (`kubernetes.namespace_labels`); empty unless enabled.
-    pub labels: Arc<BTreeMap<String, String>>,
 }
 
 #[derive(Default)]
@@ -160,10 +151,12 @@ impl State {
         if let Some(seen) = &mut self.ns_init {
             seen.insert(name.clone());
         }
-        let labels_changed = self
-            .namespaces
-            .get(&name)
-            .is_none_or(|old| old.labels != info.labels);
+        // A namespace first seen with no (allow-listed) labels changes nothing
+        // that metadata built before it carries.
+        let labels_changed = match self.namespaces.get(&name) {
+            Some(old) => old.labels != info.labels,
+            None => !info.labels.is_empty(),
+        };
         if labels_changed {
             // Metadata built with the old labels is built again on the next lookup.
             for entry in self.pods.values_mut() {
