@@ -11,7 +11,7 @@
 //! It stays up until the very end of the process (after the drain), so that
 //! Prometheus can scrape the final counters and probes see readiness drop.
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, STATE_FILES};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -39,12 +39,6 @@ pub struct AdminState {
     /// naming them until they succeed again.
     pub data_dir_health: Arc<DataDirHealth>,
 }
-
-/// `file` label values of `logferry_checkpoint_writes_total` and
-/// `logferry_checkpoint_write_errors_total`, the files logferry writes in
-/// `data_dir`: the tailer's checkpoints and spool
-/// ([`logferry_tail::StateFile`]) and the pod store's `pods.json` (tombstones).
-pub const STATE_FILES: &[&str] = &["checkpoints", "spool", "pods"];
 
 /// Which files of `data_dir` fail to be written right now (one flag per
 /// [`STATE_FILES`] entry), set by the libraries' events.

@@ -34,6 +34,11 @@ pub const DROP_REASONS: &[&str] = &[EXCLUDED, BELOW_MIN_LEVEL];
 /// `destination` of `logferry_elasticsearch_dead_lettered_records_total`:
 /// the dead-letter index, or the dead-letter file when even that refused.
 pub const DEAD_LETTER_DESTINATIONS: &[&str] = &["index", "file"];
+/// `file` label values of `logferry_checkpoint_writes_total` and
+/// `logferry_checkpoint_write_errors_total`, the files logferry writes in
+/// `data_dir`: the tailer's checkpoints and spool
+/// ([`logferry_tail::StateFile`]) and the pod store's `pods.json` (tombstones).
+pub const STATE_FILES: &[&str] = &["checkpoints", "spool", "pods"];
 
 /// Every metric the daemon exports, registered in one [`Registry`].
 pub struct Metrics {
@@ -459,11 +464,8 @@ impl Metrics {
                 &m.es_dead_lettered_records,
                 labels(DEAD_LETTER_DESTINATIONS),
             ),
-            (&m.checkpoint_writes, labels(crate::admin::STATE_FILES)),
-            (
-                &m.checkpoint_write_errors,
-                labels(crate::admin::STATE_FILES),
-            ),
+            (&m.checkpoint_writes, labels(STATE_FILES)),
+            (&m.checkpoint_write_errors, labels(STATE_FILES)),
         ] {
             let labels: Vec<&str> = labels;
             for label in labels {
@@ -494,7 +496,7 @@ mod tests {
     #[test]
     fn every_state_file_has_a_label() {
         for f in StateFile::ALL {
-            assert!(crate::admin::STATE_FILES.contains(&f.as_label()), "{f:?}");
+            assert!(STATE_FILES.contains(&f.as_label()), "{f:?}");
         }
     }
 
