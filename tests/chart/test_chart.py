@@ -255,6 +255,10 @@ def assert_daemonset(objs: list[dict], values: dict) -> None:
         m = mounts.get(docker_path)
         check(m is not None and m.get("readOnly") is True, f"{docker_path} mounted read-only")
         check(vols[m["name"]]["hostPath"]["path"] == docker_path, "docker dir is the host's")
+        # Files under pods_dir may link there (cri-dockerd) only if the daemon knows it.
+        src = yaml.safe_load(daemon_config(objs)["data"]["logferry.yaml"])["source"]
+        check(src.get("docker_containers_dir", docker_path) == docker_path,
+              f"source.docker_containers_dir is the mounted {docker_path}: {src}")
     else:
         check(docker_path not in mounts, f"{docker_path} not mounted unless enabled")
     host_rw = [

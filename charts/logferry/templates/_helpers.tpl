@@ -202,6 +202,9 @@ Daemon (DaemonSet) logferry.yaml: chart defaults, then .Values.config merged ove
   "server" (dict "listen" (printf "0.0.0.0:%d" (int .Values.port)))
   "shutdown" (dict "drain_timeout" "20s")
 }}
+{{- if .Values.hostPaths.dockerContainers.enabled }}
+{{- $_ := set $defaults.source "docker_containers_dir" .Values.hostPaths.dockerContainers.path }}
+{{- end }}
 {{- $es := include "logferry.elasticsearchConfig" . | fromYaml }}
 {{- if .Values.aggregator.enabled }}
 {{- $n := .Values.aggregator.nats }}

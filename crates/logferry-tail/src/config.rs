@@ -104,6 +104,13 @@ pub struct TailConfig {
     pub mode: SourceMode,
     /// Checkpoints live in `data_dir/checkpoints.json` (and `checkpoints.json.prev`).
     pub data_dir: PathBuf,
+    /// Kubernetes mode: Docker's container directory (default
+    /// `/var/lib/docker/containers`), where the files under `pods_dir` are
+    /// symlinks to on cri-dockerd nodes. Files are read only if their real
+    /// path lies under `pods_dir` or, as `<id>/<id>-json.log*`, under this
+    /// directory; `None` allows no link out of `pods_dir`. Unused in files
+    /// mode, where the roots are the non-glob bases of the patterns.
+    pub docker_containers_dir: Option<PathBuf>,
     /// Start of files found without checkpoint at first start.
     pub read_from: ReadFrom,
     /// Skip records older than `now - lookback` in files read without a checkpoint.
@@ -156,6 +163,7 @@ impl TailConfig {
         TailConfig {
             mode,
             data_dir,
+            docker_containers_dir: Some(PathBuf::from("/var/lib/docker/containers")),
             read_from: ReadFrom::Beginning,
             lookback: None,
             max_record_bytes: 1024 * 1024,

@@ -58,7 +58,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// inotify could not be initialised or a watch could not be added.
+    /// inotify could not be initialised or a watch could not be added. Not
+    /// returned by [`Tailer::run`](crate::Tailer::run), which falls back to
+    /// rescans and polling then; kept for callers that match on it.
     #[error("failed to watch {path} with inotify")]
     Watch {
         /// The directory.

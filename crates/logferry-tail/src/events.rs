@@ -77,6 +77,40 @@ impl StateFile {
     }
 }
 
+/// Why a file (or a directory) under the log roots was not read.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum RefusalReason {
+    /// Its real path, every symlink resolved, lies outside the log roots
+    /// ([`TailConfig`](crate::TailConfig)'s discovery directories, and
+    /// Docker's container directory in kubernetes mode).
+    OutsideRoots,
+    /// It is not a regular file (a FIFO, a device, a socket, a directory
+    /// where a log file was expected): never opened for reading.
+    NotRegularFile,
+    /// A symlink to a directory: directories are descended into only when
+    /// they are real directories, so link loops cannot make a scan endless.
+    SymlinkedDirectory,
+}
+
+impl RefusalReason {
+    /// Every reason, for pre-registering metric series.
+    pub const ALL: &'static [RefusalReason] = &[
+        RefusalReason::OutsideRoots,
+        RefusalReason::NotRegularFile,
+        RefusalReason::SymlinkedDirectory,
+    ];
+
+    /// A bounded label for metrics: `outside_roots`, `not_regular_file` or
+    /// `symlinked_directory`.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            RefusalReason::OutsideRoots => "outside_roots",
+            RefusalReason::NotRegularFile => "not_regular_file",
+            RefusalReason::SymlinkedDirectory => "symlinked_directory",
+        }
+    }
+}
+
 /// Metrics and lifecycle hooks of the tailer, implemented by the binary
 /// (Vector's internal-events style: the library never touches a metrics
 /// registry). Every method has a no-op default.
@@ -142,6 +176,12 @@ pub trait TailEvents: Send + Sync + 'static {
     /// while any file is failing.
     fn state_write_failing(&self, file: StateFile, failing: bool) {
         let _ = (file, failing);
+    }
+    /// A file or directory was refused (see [`RefusalReason`]): counted the
+    /// first time a path is refused (for the first 4,096 paths; beyond that,
+    /// every time one is refused again), never read.
+    fn file_refused(&self, reason: RefusalReason) {
+        let _ = reason;
     }
     /// Open file descriptors of log files, and how many of them are deleted files.
     fn files_open(&self, open: usize, deleted_open: usize) {

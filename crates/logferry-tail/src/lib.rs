@@ -38,6 +38,21 @@
 //!   (256 KiB) at a time. Per file it keeps at most one incomplete line (cut
 //!   at `2 × max_record_bytes + 64 KiB`) and one partial/multiline assembly per
 //!   stream (cut at `max_record_bytes`).
+//! * **Only files under the log roots.** A file is read only if its real path
+//!   (every symlink resolved, checked on the opened descriptor through
+//!   `/proc/self/fd`) lies under `pods_dir` (or is a `<id>/<id>-json.log*`
+//!   under [`TailConfig::docker_containers_dir`]) in kubernetes mode, or under
+//!   the non-glob base of a pattern in files mode; only regular files are
+//!   opened, symlinked directories are never descended into, and a scan lists
+//!   each directory once. Refusals are logged once per path and reported
+//!   through [`TailEvents::file_refused`].
+//! * **No file starves the others.** At most 1 MiB is read per turn of the
+//!   tailer's loop (from one file and in all), also when it yields no records
+//!   (a line without `\n`, records before `lookback`): acknowledgements,
+//!   inotify events and the stop signal are handled between turns.
+//! * **Works without inotify.** When inotify cannot be initialised, a follow
+//!   run warns once and relies on rescans (at least every 2 s) and a
+//!   one-second poll of every open file.
 //! * **Graceful ends.** `stop_reading` stops at once and waits for the
 //!   acknowledgements of what was sent; [`Tailer::finish_on`] (sidecar
 //!   `/quitquitquit`) first reads every file to its end.
@@ -66,7 +81,8 @@
 //!   indexes over them (by path, by source, read queues), so that re-keying a
 //!   file is one step; `discovery.rs` the `Discovery` trait with the kubelet
 //!   and glob layouts, the inotify watch set and container ids; `scan.rs`
-//!   the reactions to directory listings and inotify events; `read.rs`
+//!   the reactions to directory listings and inotify events; `confine.rs`
+//!   the log roots and how files and directories are opened; `read.rs`
 //!   identification, reading, copytruncate, batches, acknowledgements and
 //!   release; `deleted.rs` deleted and rotated-away files (spool, `.gz`
 //!   read-back, limits); `housekeeping.rs` the timers (flush timeouts, safety
@@ -101,6 +117,8 @@ pub mod timestamp;
 
 pub use config::{MinFree, MultilineConfig, ReadFrom, RunMode, SourceMode, TailConfig};
 pub use error::Error;
-pub use events::{LossReason, NoopEvents, RotationKind, StateFile, TailEvents};
+pub use events::{
+    LossReason, NoopEvents, RefusalReason, RotationKind, StateFile, TailEvents,
+};
 pub use tailer::standby::Standby;
 pub use tailer::{TailSummary, Tailer};

@@ -188,14 +188,16 @@ impl FileReader {
 
     fn apply_lookback(&self, first: usize, out: &mut Vec<Record>) {
         if let Some(cutoff) = self.lookback_cutoff {
-            let mut i = first;
-            while i < out.len() {
-                if out[i].timestamp_nanos < cutoff {
-                    out.remove(i);
-                } else {
-                    i += 1;
+            // In place, in order, in one pass (a read round of old records
+            // removed one by one would be quadratic).
+            let mut kept = first;
+            for i in first..out.len() {
+                if out[i].timestamp_nanos >= cutoff {
+                    out.swap(kept, i);
+                    kept += 1;
                 }
             }
+            out.truncate(kept);
         }
     }
 

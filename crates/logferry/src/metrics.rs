@@ -13,7 +13,7 @@ pub use nats::NatsMetrics;
 use crate::freshness::Freshness;
 use logferry_elasticsearch::{BulkOutcome, ItemErrorReason, JsonSkipReason};
 use logferry_kube::{KubeError, PathOnlyReason, WATCHED_RESOURCES};
-use logferry_tail::{LossReason, RotationKind};
+use logferry_tail::{LossReason, RefusalReason, RotationKind};
 use prometheus::{
     Counter, Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -59,6 +59,8 @@ pub struct Metrics {
     pub tail_rotations: IntCounterVec,
     /// Bytes given up, by reason.
     pub tail_lost_bytes: IntCounterVec,
+    /// Files (and directories) not read because of where they lead, by reason.
+    pub tail_files_refused: IntCounterVec,
     /// Bytes on disk not yet acknowledged by the sink.
     pub tail_checkpoint_lag_bytes: IntGauge,
     /// Deleted files copied to `data_dir/spool` until acknowledged.
@@ -272,6 +274,12 @@ impl Metrics {
                 "Bytes given up without being read (limits on held-open deleted files, truncation before read).",
                 "reason",
             ),
+            tail_files_refused: counter_vec(
+                &r,
+                "logferry_tail_files_refused_total",
+                "Files and directories under the log roots that were not read: a real path outside the roots, not a regular file, or a symlinked directory. Counted once per path.",
+                "reason",
+            ),
             tail_checkpoint_lag_bytes: gauge(
                 &r,
                 "logferry_tail_checkpoint_lag_bytes",
@@ -437,6 +445,10 @@ impl Metrics {
                 &m.tail_lost_bytes,
                 LossReason::ALL.iter().map(|r| r.as_label()).collect(),
             ),
+            (
+                &m.tail_files_refused,
+                RefusalReason::ALL.iter().map(|r| r.as_label()).collect(),
+            ),
             (&m.kubernetes_watch_restarts, labels(WATCHED_RESOURCES)),
             (&m.kubernetes_api_errors, labels(KubeError::API_LABELS)),
             (
@@ -509,6 +521,7 @@ mod tests {
             .iter()
             .map(|k| k.as_label())
             .chain(LossReason::ALL.iter().map(|r| r.as_label()))
+            .chain(RefusalReason::ALL.iter().map(|r| r.as_label()))
             .chain(PathOnlyReason::ALL.iter().map(|r| r.as_label()))
             .chain(KubeError::API_LABELS.iter().copied())
             .chain(WATCHED_RESOURCES.iter().copied())

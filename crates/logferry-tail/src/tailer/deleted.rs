@@ -11,6 +11,7 @@ use crate::identity::{dev_ino, read_head};
 use crate::spool::{Spool, Spooled};
 use logferry_core::{DevIno, FileId, KubeLogPath};
 use std::fs::File;
+use std::io::Seek;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Instant;
@@ -254,15 +255,17 @@ impl Runner {
     /// while logferry was down. It is decompressed into an unlinked temporary
     /// file in `data_dir` and read from the checkpoint on, under the original
     /// file's identity (so record ids match those sent before).
-    pub(super) fn consider_gz(&mut self, path: &Path) {
-        let head = match File::open(path).and_then(|f| {
+    ///
+    /// `file` is `path` opened through the confinement (`confine`).
+    pub(super) fn consider_gz(&mut self, path: &Path, file: File) {
+        let mut head = Vec::with_capacity(crate::identity::HEAD_BYTES);
+        let read = {
             use std::io::Read;
-            let mut head = Vec::with_capacity(crate::identity::HEAD_BYTES);
-            flate2::read::MultiGzDecoder::new(f)
+            flate2::read::MultiGzDecoder::new(&file)
                 .take(crate::identity::HEAD_BYTES as u64)
-                .read_to_end(&mut head)?;
-            Ok(head)
-        }) {
+                .read_to_end(&mut head)
+        };
+        let head = match read.map(|_| head) {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "failed to read gzipped log file");
@@ -284,11 +287,10 @@ impl Runner {
         }
         // Cheap check before decompressing: the gzip trailer's ISIZE is the
         // uncompressed length mod 2^32 (kubelet writes one gzip member).
-        let isize = File::open(path).and_then(|f| {
+        let isize = file.metadata().and_then(|m| {
             use std::os::unix::fs::FileExt;
-            let len = f.metadata()?.len();
             let mut b = [0u8; 4];
-            f.read_exact_at(&mut b, len.saturating_sub(4))?;
+            file.read_exact_at(&mut b, m.len().saturating_sub(4))?;
             Ok(u32::from_le_bytes(b))
         });
         if isize.is_ok_and(|n| n as u64 == entry.offset & 0xffff_ffff) {
@@ -298,9 +300,9 @@ impl Runner {
             .cfg
             .data_dir
             .join(format!("gunzip-{}-{}.log", entry.dev, entry.ino));
-        let copied = File::open(path).and_then(|f| {
+        let copied = (&file).rewind().and_then(|()| {
             let mut out = File::create(&tmp)?;
-            let n = std::io::copy(&mut flate2::read::MultiGzDecoder::new(f), &mut out)?;
+            let n = std::io::copy(&mut flate2::read::MultiGzDecoder::new(&file), &mut out)?;
             Ok((n, File::open(&tmp)?))
         });
         let _ = std::fs::remove_file(&tmp);

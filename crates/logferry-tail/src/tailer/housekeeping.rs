@@ -2,6 +2,7 @@
 //! assemblies, the safety poll (`fstat` of open files, which catches what
 //! inotify missed), the open-file limit, and checkpoint saves.
 
+use super::confine::OpenError;
 use super::discovery::DirKind;
 use super::table::{FileState, Handle};
 use super::Runner;
@@ -12,7 +13,6 @@ use crate::identity::{dev_ino, fingerprint_matches};
 use crate::joiner::Joiner;
 use crate::reader::FileReader;
 use logferry_core::DevIno;
-use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -68,8 +68,15 @@ impl Runner {
         let Handle::Closed { offset, format } = t.handle else {
             return;
         };
-        let Ok(file) = File::open(&t.path) else {
-            return;
+        // Through the confinement as at first open: the path may have been
+        // replaced by a link or a FIFO meanwhile.
+        let file = match self.roots.open_file(&t.path) {
+            Ok(f) => f,
+            Err(OpenError::Refused(reason)) => {
+                self.refusals.refuse(&t.path, reason, &*self.events);
+                return;
+            }
+            Err(OpenError::Io(_)) => return,
         };
         if dev_ino(&file).ok() != Some(key) {
             return;
@@ -134,7 +141,8 @@ impl Runner {
             return;
         }
         self.polls = self.polls.wrapping_add(1);
-        let poll_idle = self.polls % IDLE_POLL_EVERY == 0;
+        // Without inotify no `IN_MODIFY` reads quiet files: poll them all.
+        let poll_idle = self.polling || self.polls % IDLE_POLL_EVERY == 0;
         let mut to_queue = Vec::new();
         let mut to_identify = Vec::new();
         let mut to_delete = Vec::new();

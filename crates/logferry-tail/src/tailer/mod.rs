@@ -14,16 +14,18 @@
 //! | `mod.rs` (here) | the public API ([`Tailer`], [`TailSummary`]), the [`Runner`]'s state and its select loop |
 //! | [`table`] | every tracked file and every index over them (by path, by source, read queues); re-keying is one method |
 //! | [`discovery`] | the [`Discovery`] trait with the kubelet and glob layouts, the inotify watch set, container ids |
+//! | [`confine`] | the log roots: opening files and directories only where their real path lies under them, refusals |
 //! | [`scan`] | listing directories and reacting to inotify: new, renamed and vanished files |
 //! | [`read`] | identifying files, reading, copytruncate, cutting batches, acknowledgements, release |
 //! | [`deleted`] | deleted and rotated-away files: the spool, `.gz` read-back, the held-open limits |
 //! | [`housekeeping`] | the timers: flush timeouts, the safety poll, the open-file limit, checkpoint saves |
 //! | [`standby`] | holding files open without reading them while another process owns `data_dir`, and adopting them |
 //!
-//! Imports go one way: `table` and `discovery` know nothing of the runner;
+//! Imports go one way: `table`, `discovery` and `confine` know nothing of the runner;
 //! `scan`, `read`, `deleted` and `housekeeping` each add methods to the
 //! [`Runner`] defined here, and this module imports none of them.
 
+mod confine;
 mod deleted;
 mod discovery;
 mod housekeeping;
@@ -39,6 +41,7 @@ use crate::config::{RunMode, TailConfig};
 use crate::error::Error;
 use crate::events::TailEvents;
 use crate::spool::Spool;
+use confine::{RefusalLog, Roots};
 use discovery::{ContainerIds, Discovery, Watcher};
 use futures::{FutureExt, StreamExt};
 use inotify::Inotify;
@@ -53,6 +56,8 @@ use tokio_util::sync::CancellationToken;
 
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
 const POLL_EVERY_TICKS: u32 = 5;
+/// Without inotify, new files are found by full rescans at least this often.
+const POLLING_RESCAN: Duration = Duration::from_secs(2);
 
 /// What [`Tailer::run`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -129,9 +134,12 @@ impl Tailer {
     /// - [`RunMode::Once`]: stops reading by itself once every file found at
     ///   start was read to its end (trailing partials flushed as `INCOMPLETE`).
     ///
+    /// When inotify cannot be initialised (`fs.inotify.max_user_instances`
+    /// reached), a follow run warns once and finds new files by rescans (at
+    /// least every 2 s) and changes by polling every open file each second.
+    ///
     /// # Errors
-    /// [`Error::CheckpointWrite`] when checkpoints cannot be persisted,
-    /// [`Error::Watch`] when inotify cannot be initialised.
+    /// [`Error::CheckpointWrite`] when checkpoints cannot be persisted.
     pub async fn run(
         self,
         mode: RunMode,
@@ -156,6 +164,10 @@ struct Runner {
     table: FileTable,
     /// The node's layout (kubelet or globs).
     layout: Box<dyn Discovery>,
+    /// Where files may be read from (real paths).
+    roots: Roots,
+    /// Paths refused so far (each logged once).
+    refusals: RefusalLog,
     /// inotify watches on directories (follow mode).
     watcher: Watcher,
     /// Container ids from the `/var/log/containers` symlinks.
@@ -198,6 +210,11 @@ struct Runner {
     spool_backoff: Backoff,
     /// Whether the last spool write failed and a file still waits for one.
     spool_failing: bool,
+    /// How inotify is set up (a seam: tests make it fail).
+    inotify_init: fn() -> std::io::Result<Inotify>,
+    /// Without inotify (it could not be initialised): every open file is
+    /// polled each second and rescans run at least every [`POLLING_RESCAN`].
+    polling: bool,
 }
 
 /// Retry timing of a failing write in `data_dir`: the first retry after
@@ -262,6 +279,8 @@ impl Runner {
         Ok(Runner {
             fallback: layout.fallback_format(),
             layout,
+            roots: Roots::of(&cfg),
+            refusals: RefusalLog::default(),
             spool,
             cfg,
             events,
@@ -286,6 +305,8 @@ impl Runner {
             unspooled: HashMap::new(),
             spool_backoff: Backoff::default(),
             spool_failing: false,
+            inotify_init: Inotify::init,
+            polling: false,
         })
     }
 
@@ -300,18 +321,21 @@ impl Runner {
         let mut finishing = false;
         let mut stream = None;
         if self.mode == RunMode::Follow {
-            let inotify = Inotify::init().map_err(|source| Error::Watch {
-                path: PathBuf::from("inotify"),
-                source,
-            })?;
-            let s = inotify
-                .into_event_stream(vec![0u8; 64 * 1024])
-                .map_err(|source| Error::Watch {
-                    path: PathBuf::from("inotify"),
-                    source,
-                })?;
-            self.watcher = Watcher::new(Some(s.watches()));
-            stream = Some(s);
+            match (self.inotify_init)().and_then(|i| i.into_event_stream(vec![0u8; 64 * 1024])) {
+                Ok(s) => {
+                    self.watcher = Watcher::new(Some(s.watches()));
+                    stream = Some(s);
+                }
+                Err(e) => {
+                    self.polling = true;
+                    tracing::warn!(
+                        error = %e,
+                        rescan_interval = ?self.cfg.rescan_interval.min(POLLING_RESCAN),
+                        "inotify cannot be initialised (fs.inotify.max_user_instances reached?); \
+                         finding new files by rescans and changes by polling every open file each second"
+                    );
+                }
+            }
         }
         self.load_spool();
         self.full_scan();
@@ -329,7 +353,11 @@ impl Runner {
         house.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ckpt = tokio::time::interval(self.cfg.checkpoint_interval);
         ckpt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut rescan = tokio::time::interval(self.cfg.rescan_interval);
+        let mut rescan = tokio::time::interval(if self.polling {
+            self.cfg.rescan_interval.min(POLLING_RESCAN)
+        } else {
+            self.cfg.rescan_interval
+        });
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         rescan.tick().await;
         let mut ticks: u32 = 0;
@@ -423,7 +451,11 @@ impl Runner {
                 // kernel's queue (identical consecutive events merge there).
                 ev = inotify_next, if read_at.is_none() || read_due => match ev {
                     Some(item) => self.on_inotify_item(item),
-                    None => stream = None,
+                    None => {
+                        tracing::warn!("inotify stream ended; relying on rescans and polling");
+                        stream = None;
+                        self.polling = true;
+                    }
                 },
                 _ = read_wait, if !stopped && read_at.is_some() && !read_due => {}
                 _ = house.tick() => {
@@ -432,7 +464,9 @@ impl Runner {
                 }
                 _ = ckpt.tick() => self.checkpoint_tick(),
                 _ = rescan.tick(), if !stopped && self.mode == RunMode::Follow => self.full_scan(),
-                _ = std::future::ready(()), if has_read_work => {}
+                // More to read after a turn's budget: let the runtime run
+                // other tasks (signals, the admin server) first.
+                _ = tokio::task::yield_now(), if has_read_work => {}
             }
         }
         self.set_paused(false);
@@ -474,6 +508,72 @@ impl Runner {
         tracing::info!(
             files = self.table.waited_for(),
             "finishing: reading every file to its end"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::{kube_runner_with, write_log, LOG_A};
+    use crate::config::RunMode;
+    use logferry_core::Acker;
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    async fn next(
+        rx: &mut tokio::sync::mpsc::Receiver<logferry_core::RecordBatch>,
+        what: &str,
+    ) -> logferry_core::RecordBatch {
+        tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no batch within 60 s"))
+            .expect("tailer running")
+    }
+
+    /// Issue 10, item 6: inotify cannot be initialised (EMFILE: the user's
+    /// `max_user_instances` are taken): the run finds and reads files by
+    /// rescans and polling instead of failing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_inotify_files_are_found_by_rescans_and_read_by_polling() {
+        let (tmp, mut r, _ev) = kube_runner_with(RunMode::Follow, |c| {
+            c.rescan_interval = Duration::from_secs(3600); // capped at 2 s without inotify
+        });
+        r.inotify_init = || Err(std::io::Error::from_raw_os_error(24));
+        let dir = write_log(tmp.path(), "0.log", LOG_A);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let (acker, acks) = Acker::channel();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(r.run(tx, acks, stop.clone(), None));
+        let mut got = Vec::new();
+        let b = next(&mut rx, "file present at start").await;
+        got.extend(b.records.iter().map(|r| r.message.clone()));
+        acker.ack(b.ack);
+        // Appended to a known file: found by the poll.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("0.log"))
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, b"2026-11-22T13:45:11Z stdout F appended\n")
+            })
+            .unwrap();
+        let b = next(&mut rx, "appended line").await;
+        got.extend(b.records.iter().map(|r| r.message.clone()));
+        acker.ack(b.ack);
+        // A new file: found by a rescan (the configured hour is capped).
+        std::fs::write(
+            dir.join("1.log"),
+            b"2026-11-22T13:45:12Z stdout F new file\n",
+        )
+        .unwrap();
+        let b = next(&mut rx, "new file").await;
+        got.extend(b.records.iter().map(|r| r.message.clone()));
+        acker.ack(b.ack);
+        stop.cancel();
+        drop(acker);
+        task.await.unwrap().expect("the run ends cleanly");
+        assert_eq!(
+            got,
+            vec![&b"first line"[..], b"second line", b"appended", b"new file"]
         );
     }
 }

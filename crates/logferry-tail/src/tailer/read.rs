@@ -15,6 +15,12 @@ use logferry_core::{AckToken, DevIno, FileId, Record, RecordBatch, Source, Sourc
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Most bytes read per turn of the select loop, from one file and over all
+/// files (1 MiB, four read rounds): a file that yields no records for what
+/// it holds cannot keep the tailer from acknowledgements, inotify events and
+/// the stop signal for longer than that.
+pub(super) const READ_BUDGET: u64 = 1 << 20;
+
 impl Runner {
     /// Identifies a file (first line) and sets up its reader at the start
     /// offset given by its checkpoint or the start policy. Returns false while
@@ -168,8 +174,12 @@ impl Runner {
         }
     }
 
+    /// Reads queued files until a batch is cut, the queues are empty, or
+    /// [`READ_BUDGET`] bytes were read in this call (then the select loop
+    /// runs once before reading goes on).
     pub(super) fn fill_outbox(&mut self) {
-        while self.outbox.is_empty() {
+        let start = self.summary.bytes;
+        while self.outbox.is_empty() && self.summary.bytes - start < READ_BUDGET {
             let Some(key) = self.table.pop_queued() else {
                 return;
             };
@@ -229,7 +239,11 @@ impl Runner {
                 .iter()
                 .map(|r| r.message.len())
                 .sum::<usize>();
-            if eof || records.len() >= max_records || msg_bytes >= max_bytes {
+            // Bounded per turn also when nothing comes out (one long line
+            // without `\n`, records all before `lookback`): acks, events and
+            // SIGTERM wait at most one turn.
+            if eof || records.len() >= max_records || msg_bytes >= max_bytes || bytes >= READ_BUDGET
+            {
                 break;
             }
         }
@@ -358,5 +372,72 @@ impl Runner {
             };
             self.finished.insert(key, size);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{kube_runner, kube_runner_with, write_log, LOG_A};
+    use super::READ_BUDGET;
+    use crate::config::RunMode;
+    use crate::reader::READ_SIZE;
+    use std::time::Duration;
+
+    /// Calls `fill_outbox` until the queues are empty; returns the bytes read
+    /// by each call that read something.
+    fn turns(r: &mut super::Runner) -> Vec<u64> {
+        let mut out = Vec::new();
+        while !r.table.queues_empty() {
+            let before = r.summary.bytes;
+            r.fill_outbox();
+            r.outbox.clear();
+            out.push(r.summary.bytes - before);
+            assert!(out.len() < 10_000, "reading does not end");
+        }
+        out
+    }
+
+    #[test]
+    fn a_long_line_without_newline_is_read_one_budget_per_turn() {
+        let (tmp, mut r, _ev) = kube_runner(RunMode::Follow);
+        let mut body = LOG_A.to_vec();
+        body.extend(std::iter::repeat_n(b'x', 5 << 20));
+        let dir = write_log(tmp.path(), "0.log", &body);
+        r.full_scan();
+        r.initial_scan = false;
+        let turns = turns(&mut r);
+        assert!(turns.len() >= 5, "{turns:?}");
+        assert!(
+            turns.iter().all(|&b| b <= READ_BUDGET + READ_SIZE as u64),
+            "{turns:?}"
+        );
+        assert_eq!(turns.iter().sum::<u64>(), body.len() as u64);
+        assert!(r.table.at_path(&dir.join("0.log")).is_some());
+    }
+
+    #[test]
+    fn records_all_before_lookback_are_skipped_one_budget_per_turn() {
+        let (tmp, mut r, _ev) = kube_runner_with(RunMode::Follow, |c| {
+            c.lookback = Some(Duration::from_secs(60));
+        });
+        let mut body = Vec::new();
+        while body.len() < 4 << 20 {
+            body.extend_from_slice(LOG_A);
+        }
+        // LOG_A's timestamps are in 2026-11; make them old for any clock.
+        let body: Vec<u8> = String::from_utf8(body)
+            .unwrap()
+            .replace("2026-11-22", "2001-01-01")
+            .into_bytes();
+        write_log(tmp.path(), "0.log", &body);
+        r.full_scan();
+        r.initial_scan = false;
+        let turns = turns(&mut r);
+        assert!(turns.len() >= 4, "{turns:?}");
+        assert!(
+            turns.iter().all(|&b| b <= READ_BUDGET + READ_SIZE as u64),
+            "{turns:?}"
+        );
+        assert_eq!(r.summary.records, 0, "every record is before lookback");
     }
 }

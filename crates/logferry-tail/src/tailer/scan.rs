@@ -2,17 +2,17 @@
 //! inotify events — new files are opened, renamed files become rotated,
 //! files gone from their directory are checked for deletion.
 
+use super::confine::{EntryKind, OpenError};
 use super::discovery::DirKind;
 use super::table::{FileState, Handle, Tracked};
 use super::Runner;
 use crate::config::RunMode;
-use crate::events::RotationKind;
+use crate::events::{RefusalReason, RotationKind};
 use crate::identity::dev_ino;
 use inotify::EventMask;
 use logferry_core::DevIno;
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,6 +23,7 @@ impl Runner {
     pub(super) fn full_scan(&mut self) {
         self.seen_in_scan.clear();
         self.container_ids.clear();
+        self.roots.refresh();
         for (dir, kind) in self.layout.roots() {
             self.scan_dir(&dir, kind);
         }
@@ -37,64 +38,123 @@ impl Runner {
         self.gz_seen.retain(|_, k| seen.contains(k));
     }
 
-    /// Watches and lists `dir` as `kind`.
+    /// Watches and lists `dir` as `kind`, and its subdirectories as the kind
+    /// says: only real directories under the roots, each at most once (see
+    /// the `confine` module).
     pub(super) fn scan_dir(&mut self, dir: &Path, kind: DirKind) {
+        let mut visited = HashSet::new();
+        self.scan_dir_in(dir, kind, &mut visited);
+    }
+
+    fn scan_dir_in(&mut self, dir: &Path, kind: DirKind, visited: &mut HashSet<DevIno>) {
+        if kind == DirKind::ContainersDir {
+            self.watcher.watch(dir, kind);
+            self.container_ids.learn_dir(dir);
+            return;
+        }
+        let opened = match self.roots.open_dir(dir) {
+            Ok(d) => d,
+            Err(OpenError::Refused(reason)) => {
+                self.refusals.refuse(dir, reason, &*self.events);
+                return;
+            }
+            Err(OpenError::Io(_)) => return,
+        };
+        if !visited.insert(opened.key) {
+            return; // listed already in this scan (a loop through a bind mount)
+        }
         self.watcher.watch(dir, kind);
+        let Ok(entries) = opened.entries(dir) else {
+            return;
+        };
         match kind {
-            DirKind::ContainersDir => self.container_ids.learn_dir(dir),
+            DirKind::ContainersDir => unreachable!("handled above"),
             DirKind::PodsRoot | DirKind::PodDir => {
-                let Ok(rd) = std::fs::read_dir(dir) else {
-                    return;
-                };
                 let child = kind.child().expect("pod directories have children");
-                for e in rd.flatten() {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        self.scan_dir(&e.path(), child);
+                for (name, entry) in entries {
+                    let path = dir.join(name);
+                    match entry {
+                        EntryKind::Dir => self.scan_dir_in(&path, child, visited),
+                        EntryKind::Symlink if is_dir(&path) => self.refusals.refuse(
+                            &path,
+                            RefusalReason::SymlinkedDirectory,
+                            &*self.events,
+                        ),
+                        _ => {}
                     }
                 }
             }
-            DirKind::ContainerDir | DirKind::Files(_) => self.scan_files_in(dir, kind),
+            DirKind::ContainerDir | DirKind::Files(_) => {
+                self.scan_files_in(dir, kind, entries, visited)
+            }
         }
     }
 
     /// Lists a directory of log files: candidate files are considered,
     /// subdirectories scanned (files mode, down to the pattern's depth), and
     /// tracked files of `dir` that are no longer at their path are checked
-    /// for rename / deletion.
-    fn scan_files_in(&mut self, dir: &Path, kind: DirKind) {
+    /// for rename / deletion. A symlink is followed to a file (whose real
+    /// path is checked when it is opened), never to a directory.
+    fn scan_files_in(
+        &mut self,
+        dir: &Path,
+        kind: DirKind,
+        entries: Vec<(OsString, EntryKind)>,
+        visited: &mut HashSet<DevIno>,
+    ) {
         let mut present = HashSet::new();
         let mut gz = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                let path = e.path();
-                let Ok(meta) = std::fs::metadata(&path) else {
-                    continue;
-                };
-                if meta.is_dir() {
+        for (name, entry) in entries {
+            let path = dir.join(name);
+            match entry {
+                EntryKind::Dir => {
                     if let Some(child) = kind.child() {
-                        self.scan_dir(&path, child);
+                        self.scan_dir_in(&path, child, visited);
                     }
                     continue;
                 }
-                if !meta.is_file() {
-                    continue;
+                EntryKind::File | EntryKind::Symlink | EntryKind::Other => {}
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                if kind.child().is_some() {
+                    self.refusals
+                        .refuse(&path, RefusalReason::SymlinkedDirectory, &*self.events);
                 }
-                let key = DevIno::new(meta.dev(), meta.ino());
-                self.seen_in_scan.insert(key);
-                if let Some(rotated) = self.layout.classify(&path) {
-                    present.insert(path.clone());
-                    self.consider(path, key, meta.len(), rotated);
-                } else if self.layout.is_gz_copy(&path)
-                    && self.gz_seen.insert(path.clone(), key).is_none()
-                {
-                    gz.push(path);
+                continue;
+            }
+            if !meta.is_file() {
+                if self.layout.classify(&path).is_some() {
+                    self.refusals
+                        .refuse(&path, RefusalReason::NotRegularFile, &*self.events);
                 }
+                continue;
+            }
+            let key = DevIno::new(meta.dev(), meta.ino());
+            self.seen_in_scan.insert(key);
+            if let Some(rotated) = self.layout.classify(&path) {
+                present.insert(path.clone());
+                self.consider(path, key, meta.len(), rotated);
+            } else if self.layout.is_gz_copy(&path)
+                && self.gz_seen.insert(path.clone(), key).is_none()
+            {
+                gz.push(path);
             }
         }
         // After the plain files, so that an original still present next to
         // its `.gz` copy is tracked (and read) rather than the copy.
         for path in gz {
-            self.consider_gz(&path);
+            match self.roots.open_file(&path) {
+                Ok(file) => self.consider_gz(&path, file),
+                Err(OpenError::Refused(reason)) => {
+                    self.refusals.refuse(&path, reason, &*self.events)
+                }
+                Err(OpenError::Io(e)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "failed to open gzipped log file")
+                }
+            }
         }
         // Tracked files of `dir` not listed at their path: renamed or deleted.
         let mut gone = self.table.in_dir_except(dir, |p| present.contains(p));
@@ -163,9 +223,13 @@ impl Runner {
         if self.mode == RunMode::Once && !self.initial_scan {
             return;
         }
-        let file = match File::open(&path) {
+        let file = match self.roots.open_file(&path) {
             Ok(f) => f,
-            Err(e) => {
+            Err(OpenError::Refused(reason)) => {
+                self.refusals.refuse(&path, reason, &*self.events);
+                return;
+            }
+            Err(OpenError::Io(e)) => {
                 tracing::warn!(path = %path.display(), error = %e, "failed to open log file");
                 return;
             }
@@ -174,6 +238,7 @@ impl Runner {
             Ok(k) if k == key => {}
             _ => return, // replaced between stat and open; the next event or scan sees it
         }
+        self.refusals.forget(&path);
         self.finished.remove(&key);
         let state = if rotated_name {
             FileState::Rotated
@@ -236,6 +301,11 @@ impl Runner {
             }
         }
     }
+}
+
+/// Whether `path` leads to a directory (following links).
+fn is_dir(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_dir())
 }
 
 #[cfg(test)]

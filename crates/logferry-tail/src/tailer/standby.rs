@@ -11,6 +11,7 @@
 //! and is neither tracked nor finished, from its checkpoint or from its start.
 //! Files still at their path are simply found by the scan.
 
+use super::confine::{EntryKind, Roots};
 use super::discovery::{self, DirKind, Discovery};
 use super::table::{FileState, Held, Tracked};
 use super::Runner;
@@ -19,8 +20,7 @@ use crate::error::Error;
 use crate::identity::{dev_ino, read_head};
 use crate::Tailer;
 use logferry_core::{DevIno, FileId};
-use std::collections::HashMap;
-use std::fs::File;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Instant;
@@ -30,6 +30,7 @@ use std::time::Instant;
 /// times a second: a file must exist at one scan to be held).
 pub struct Standby {
     layout: Box<dyn Discovery>,
+    roots: Roots,
     held: HashMap<DevIno, Held>,
     /// At most this many held files gone from their path
     /// ([`TailConfig::max_deleted_files`]); the oldest are let go first.
@@ -53,6 +54,7 @@ impl Tailer {
         config.validate()?;
         Ok(Standby {
             layout: discovery::layout(&config.mode)?,
+            roots: Roots::of(config),
             held: HashMap::new(),
             max_gone: config.max_deleted_files,
         })
@@ -74,8 +76,9 @@ impl Standby {
     /// limit. Returns `(held, gone)`: files held, and of those, gone from their path.
     pub fn scan(&mut self) -> (usize, usize) {
         let mut seen = Vec::new();
+        self.roots.refresh();
         for (dir, kind) in self.layout.roots() {
-            self.scan_dir(&dir, kind, &mut seen);
+            self.scan_dir(&dir, kind, &mut seen, &mut HashSet::new());
         }
         let now = Instant::now();
         let mut present: HashMap<DevIno, ()> = HashMap::with_capacity(seen.len());
@@ -107,25 +110,45 @@ impl Standby {
         (self.held.len(), gone.len())
     }
 
-    fn scan_dir(&mut self, dir: &Path, kind: DirKind, seen: &mut Vec<DevIno>) {
+    /// Lists `dir` as the runner's scan does (only real directories, each
+    /// once, files only where the `confine` rules allow; refusals are left
+    /// to the run to report) and holds the files not held yet.
+    fn scan_dir(
+        &mut self,
+        dir: &Path,
+        kind: DirKind,
+        seen: &mut Vec<DevIno>,
+        visited: &mut HashSet<DevIno>,
+    ) {
         if kind == DirKind::ContainersDir {
             return;
         }
-        let Ok(rd) = std::fs::read_dir(dir) else {
+        let Ok(opened) = self.roots.open_dir(dir) else {
             return;
         };
-        for e in rd.flatten() {
-            let path = e.path();
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            if meta.is_dir() {
+        if !visited.insert(opened.key) {
+            return;
+        }
+        let Ok(entries) = opened.entries(dir) else {
+            return;
+        };
+        for (name, entry) in entries {
+            let path = dir.join(name);
+            if entry == EntryKind::Dir {
                 if let Some(child) = kind.child() {
-                    self.scan_dir(&path, child, seen);
+                    self.scan_dir(&path, child, seen, visited);
                 }
                 continue;
             }
-            if !meta.is_file() || self.layout.classify(&path).is_none() {
+            if matches!(kind, DirKind::PodsRoot | DirKind::PodDir)
+                || self.layout.classify(&path).is_none()
+            {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
                 continue;
             }
             let key = DevIno::new(meta.dev(), meta.ino());
@@ -133,7 +156,7 @@ impl Standby {
             if self.held.contains_key(&key) {
                 continue;
             }
-            let Ok(file) = File::open(&path) else {
+            let Ok(file) = self.roots.open_file(&path) else {
                 continue;
             };
             if dev_ino(&file).ok() == Some(key) {

@@ -6,7 +6,7 @@ pub use logferry_testkit::writer;
 
 use logferry_core::{Acker, Record, RecordBatch, Source};
 use logferry_tail::{
-    LossReason, RotationKind, RunMode, TailConfig, TailEvents, TailSummary, Tailer,
+    LossReason, RefusalReason, RotationKind, RunMode, TailConfig, TailEvents, TailSummary, Tailer,
 };
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,6 +33,8 @@ pub struct CountingEvents {
     /// The last `reading_paused` report, and how many pauses began.
     pub reading_paused: AtomicBool,
     pub pauses: AtomicU64,
+    /// Every `file_refused` report, in order.
+    pub refused: Mutex<Vec<RefusalReason>>,
 }
 
 impl TailEvents for CountingEvents {
@@ -73,6 +75,9 @@ impl TailEvents for CountingEvents {
         if paused {
             self.pauses.fetch_add(1, Ordering::Relaxed);
         }
+    }
+    fn file_refused(&self, reason: RefusalReason) {
+        self.refused.lock().push(reason);
     }
 }
 

@@ -23,6 +23,7 @@ pub fn to_tail_config(c: &Config) -> tail::TailConfig {
             tail::TailConfig::files(c.source.paths.clone(), c.data_dir.clone())
         }
     };
+    t.docker_containers_dir = Some(c.source.docker_containers_dir.clone());
     t.read_from = c.source.read_from;
     t.lookback = c.source.lookback;
     t.max_record_bytes = usize::try_from(c.source.max_record_bytes).unwrap_or(usize::MAX);

@@ -46,6 +46,10 @@ pub struct Source {
     pub pods_dir: PathBuf,
     /// kubelet's container symlink directory.
     pub containers_dir: PathBuf,
+    /// Docker's container directory: cri-dockerd's files under `pods_dir`
+    /// link there; files are read only under `pods_dir` or as
+    /// `<id>/<id>-json.log*` here.
+    pub docker_containers_dir: PathBuf,
     /// Files mode: glob patterns.
     pub paths: Vec<String>,
     /// Globs on `namespace/pod/container` that are read (NATS mode:
@@ -471,6 +475,10 @@ fn read_source(
             .string("containers_dir", p)
             .map(PathBuf::from)
             .unwrap_or_else(|| "/var/log/containers".into()),
+        docker_containers_dir: s
+            .string("docker_containers_dir", p)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/var/lib/docker/containers".into()),
         paths,
         include,
         exclude,
