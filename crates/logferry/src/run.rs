@@ -10,7 +10,8 @@
 //! the files are the buffer. Shutdown (SIGTERM, SIGINT, `/quitquitquit`, or the
 //! end of `--once`) stops reading; the enricher and the sink drain what is in
 //! flight; when the last `Acker` is dropped the tailer writes its final
-//! checkpoints and returns. The sink's drain is bounded by
+//! checkpoints and returns. The drain (and, after `/quitquitquit`, reading
+//! every file to its end) is bounded by
 //! `shutdown.drain_timeout`: what is not delivered by then is read again after
 //! the restart (its checkpoint did not advance), and `run` fails (exit 2) so
 //! that a sidecar pod never reports success with lines missing.
@@ -283,6 +284,7 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
     }
     let drain_deadline = {
         let hard_stop = hard_stop.clone();
+        let stop_reading = stop_reading.clone();
         let timeout = config.drain_timeout;
         let metrics = metrics.clone();
         tokio::spawn(async move {
@@ -293,6 +295,9 @@ pub async fn run(config: Config, once: bool) -> anyhow::Result<()> {
                 ?timeout,
                 "drain timeout reached: undelivered records will be read again after restart"
             );
+            // After `/quitquitquit` the tailer may still be reading files to
+            // their end (one huge file): the deadline bounds that too.
+            stop_reading.cancel();
             hard_stop.cancel();
         })
     };

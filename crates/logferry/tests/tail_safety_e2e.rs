@@ -216,3 +216,38 @@ fn without_inotify_instances_logferry_warns_once_and_ships_by_polling() {
         "the machine's limit is untouched"
     );
 }
+
+/// The same huge file, but the sidecar is asked to finish with
+/// `/quitquitquit` (read every file to its end, then stop). It cannot read
+/// 512 GiB within the drain timeout; before, it kept reading long past it
+/// (reading was not stopped by the deadline); now the deadline stops reading
+/// too (logged as the drain timeout; the line it never finished is no record,
+/// so nothing read is undelivered).
+#[test]
+fn quitquitquit_with_a_huge_file_without_newlines_ends_at_the_drain_timeout() {
+    let setup = FilesSetup::new("node_name: budget-quit-test\nshutdown: {drain_timeout: 3s}");
+    std::fs::write(setup.logs.join("small.log"), "a normal line\n").unwrap();
+    let huge = std::fs::File::create(setup.logs.join("huge.log")).unwrap();
+    huge.set_len(512 << 30).unwrap();
+    drop(huge);
+    let mut daemon = setup.start(&[]);
+    daemon.wait_ready(Duration::from_secs(30));
+    assert!(wait_for(Duration::from_secs(30), || messages(
+        &daemon.stdout()
+    )
+    .contains(&"a normal line".to_owned())));
+    let (status, _) = http(setup.admin, "POST", "/quitquitquit").unwrap();
+    assert_eq!(status, 200);
+    let code = daemon.wait_exit(Duration::from_secs(120));
+    assert!(
+        code.is_some(),
+        "still running 120 s after /quitquitquit with a 3 s drain timeout; stderr:\n{}",
+        daemon.stderr()
+    );
+    assert!(
+        daemon.stderr().contains("drain timeout reached"),
+        "{}",
+        daemon.stderr()
+    );
+    assert_eq!(messages(&daemon.stdout()), vec!["a normal line"]);
+}
