@@ -195,6 +195,21 @@ def cri_records(lines):
     return out
 
 
+def part_bounds(log_lines):
+    """PARTS parts, each after the first starting with a text line (not a JSON record), where
+    only the file's earlier records can name the task (and logferry has just restarted)."""
+    bounds = [0]
+    for k in range(1, PARTS):
+        i = max(len(log_lines) * k // PARTS, bounds[-1] + 1)
+        while i < len(log_lines) and shown_text(log_lines[i])[1]:
+            i += 1
+        bounds.append(i)
+    bounds.append(len(log_lines))
+    if len(set(bounds)) != len(bounds):
+        raise RuntimeError(f"too few text lines to cut {PARTS} parts: {bounds}")
+    return bounds
+
+
 def shown_text(line):
     """What the handler shows for one log line: a JSON record's `message`, else the line."""
     text = line.decode("utf-8")
@@ -365,7 +380,15 @@ def run_mode(mode, run_id, env, tmp_root, es_url):
     ti = task_instance(mode, run_id)
     reader = TaskLogReader()
     metadata, polled, hosts, end_seen = {}, [], set(), False
-    bounds = [len(records) * k // PARTS for k in range(PARTS + 1)]
+    bounds = part_bounds(log_lines)
+    if not files_mode:
+        # The runtime's stdout and stderr writers stamp lines independently: a line written
+        # after another can carry an earlier timestamp. Here the first line of every part is
+        # stamped 1 µs before the last line of the part before (logferry restarts in between).
+        for b in bounds[1:-1]:
+            ns, stream, line = lines[b]
+            lines[b] = (lines[b - 1][0] - 1000, stream, line)
+        records = cri_records(lines)
     try:
         for k in range(PARTS):
             with open(target, "ab") as f:

@@ -84,6 +84,7 @@ fn main() {
                         .parse()
                         .unwrap(),
                     task: None,
+                    state_file: None,
                 }),
                 id_scope: "node-a-1".into(),
                 json_message: None,

@@ -111,6 +111,12 @@ pub struct AirflowOptions {
     /// record): the sidecar's own task, e.g. from the pod's labels through the
     /// downward API.
     pub task: Option<AirflowTask>,
+    /// Where the encoder keeps, across restarts, the last `offset` of each
+    /// `log_id` and the last `log_id` of each file (JSON, written at most
+    /// once a second and by
+    /// [`DocumentEncoder::save_airflow_state`]); `None` keeps them in memory
+    /// only. The binary puts it in its `data_dir`.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 /// What documents look like.
@@ -206,7 +212,7 @@ impl DocumentEncoder {
             cluster_name: options.cluster_name,
             airflow: options
                 .airflow
-                .map(|a| AirflowState::new(a.log_id_template, a.task)),
+                .map(|a| AirflowState::new(a.log_id_template, a.task, a.state_file)),
             id_scope: options.id_scope,
             json: options.json_message.map(|options| JsonState {
                 options,
@@ -237,6 +243,17 @@ impl DocumentEncoder {
             *slot = (reason, counts[reason.index()]);
         }
         out
+    }
+
+    /// Writes the Airflow state ([`AirflowOptions::state_file`]) if it changed,
+    /// and, unless `now`, at most once a second: call it after each batch and
+    /// with `now` when the input ends. A failed write is logged (the state is
+    /// kept in memory and written again later); without Airflow or a state
+    /// file it does nothing.
+    pub fn save_airflow_state(&mut self, now: bool) {
+        if let Some(a) = self.airflow.as_mut() {
+            a.save(now);
+        }
     }
 
     /// The document `_id` of `record` read from `source`, not scoped

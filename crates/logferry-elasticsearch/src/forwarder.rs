@@ -218,6 +218,7 @@ impl Forwarder {
                             shared.events.json_messages_not_parsed(reason, n);
                         }
                     }
+                    encoder.save_airflow_state(false);
                     continue;
                 }
                 _ = timer => {}
@@ -230,6 +231,7 @@ impl Forwarder {
                 deadline = None;
             }
         }
+        encoder.save_airflow_state(true);
         while let Some(joined) = tasks.join_next().await {
             if let Err(e) = joined {
                 error!(error = %e, "a bulk shipping task failed; its batches stay unacknowledged until restart");

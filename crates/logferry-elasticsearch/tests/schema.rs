@@ -255,6 +255,7 @@ fn airflow_options() -> DocumentOptions {
                 .parse()
                 .unwrap(),
             task: None,
+            state_file: None,
         }),
         ..DocumentOptions::default()
     }
@@ -825,4 +826,71 @@ fn namespace_labels_are_written_where_filebeat_writes_them() {
         "logs-{kubernetes.namespace_labels.team}"
     )
     .is_ok());
+}
+
+/// Issue 17, found by tests/airflow/run.py: after a restart, a text line that
+/// starts the resumed part of a task's stdout (kubelet layout without the API)
+/// lost its `log_id`, and a line the runtime stamped just before the previous
+/// one got an `offset` below the one the handler's poll had passed (skipped for
+/// good). The Airflow state file carries both across the restart.
+#[test]
+fn airflow_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("airflow.json");
+    let options = || {
+        let mut o = airflow_options();
+        o.airflow.as_mut().unwrap().state_file = Some(state.clone());
+        o
+    };
+    let encode_with = |enc: &mut DocumentEncoder, b: &RecordBatch| -> Vec<Value> {
+        b.records
+            .iter()
+            .map(|r| {
+                let mut out = Vec::new();
+                enc.encode(b, r, &mut out);
+                serde_json::from_slice(&out).unwrap()
+            })
+            .collect()
+    };
+    let json = r#"{"message": "m", "log_id": "own-id", "offset": 1}"#;
+    let mut first = DocumentEncoder::new(options());
+    let docs = encode_with(
+        &mut first,
+        &batch(None, vec![record(0, TS, json), record(60, TS + 10, "text")]),
+    );
+    assert_eq!(
+        (docs[1]["log_id"].as_str(), docs[1]["offset"].as_i64()),
+        (Some("own-id"), Some(TS + 10))
+    );
+    first.save_airflow_state(true);
+    drop(first);
+
+    let resumed = batch(
+        None,
+        vec![
+            record(100, TS + 5, "stamped before the previous line"),
+            record(140, TS + 20, "later"),
+        ],
+    );
+    let docs = encode_with(&mut DocumentEncoder::new(options()), &resumed);
+    let got: Vec<(Option<&str>, Option<i64>)> = docs
+        .iter()
+        .map(|d| (d["log_id"].as_str(), d["offset"].as_i64()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some("own-id"), Some(TS + 11)),
+            (Some("own-id"), Some(TS + 20))
+        ]
+    );
+
+    // Without the state (the behaviour before): no log_id for the resumed lines.
+    let docs = encode_with(&mut DocumentEncoder::new(airflow_options()), &resumed);
+    assert!(docs[0].get("log_id").is_none(), "{}", docs[0]);
+
+    // A damaged state file is ignored (logged), never fatal.
+    std::fs::write(&state, b"{not json").unwrap();
+    let docs = encode_with(&mut DocumentEncoder::new(options()), &resumed);
+    assert!(docs[0].get("log_id").is_none(), "{}", docs[0]);
 }

@@ -40,6 +40,7 @@ pub async fn stdout(
                     .inc_by(n);
             }
         }
+        encoder.save_airflow_state(false);
         // Blocking write of one batch; stdout is a pipe or a terminal.
         let written = tokio::task::block_in_place(|| {
             let mut out = std::io::stdout().lock();
@@ -52,5 +53,6 @@ pub async fn stdout(
             .inc_by(batch.records.len() as u64);
         acker.ack(batch.ack);
     }
+    encoder.save_airflow_state(true);
     Ok(())
 }

@@ -18,9 +18,11 @@ use crate::record::{LogFormat, Record};
 ///   every line of a container with one clock as it writes it. The lift keeps
 ///   the order strict where two lines share a timestamp or where stdout and
 ///   stderr (stamped by separate goroutines) land in the file out of timestamp
-///   order. Replays give the same value unless a lift happened exactly at the
-///   point where reading resumed, and a record Elasticsearch already holds
-///   keeps its first offset anyway (documents are sent with `create`).
+///   order. `last` must survive restarts (the sink keeps it in a state file,
+///   see `logferry-elasticsearch`): a line stamped before the previous one
+///   that is the first read after a restart would otherwise fall to or below
+///   an offset the handler's poll already passed. A record read again keeps
+///   the offset Elasticsearch already holds (documents are sent with `create`).
 ///
 /// The task's own `offset` field (Airflow 2: `time.time()` at emit; Airflow 3:
 /// the line number at upload) is **not** used: text lines of the same file do

@@ -66,6 +66,7 @@ pub fn to_document_options(c: &Config) -> es::DocumentOptions {
         airflow: c.airflow.enabled.then(|| es::AirflowOptions {
             log_id_template: c.airflow.log_id_template.clone(),
             task: c.airflow.task.clone(),
+            state_file: Some(c.data_dir.join("airflow.json")),
         }),
         id_scope: c.id_scope.clone(),
         json_message: c.json_message.clone(),
