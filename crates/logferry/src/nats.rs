@@ -134,6 +134,7 @@ pub async fn sink(
                 payload: doc.into(),
             });
         }
+        encoder.save_airflow_state(false);
         match publisher.publish_all(&messages, &hard_stop).await {
             Ok(()) => acker.ack(batch.ack),
             Err(_) => {
@@ -142,6 +143,7 @@ pub async fn sink(
             }
         }
     }
+    encoder.save_airflow_state(true);
     publisher.flush().await;
     Ok(stopped_early)
 }
