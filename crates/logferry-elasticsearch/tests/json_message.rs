@@ -344,6 +344,7 @@ fn a_root_merge_with_airflow_writes_each_member_once() {
                 .parse()
                 .unwrap(),
             task: None,
+            state_file: None,
         }),
         json_message: Some(JsonMessageOptions {
             target: JsonTarget::Root,
