@@ -8,6 +8,7 @@
 //!
 //! Every figure it prints is measured on the machine it runs on; nothing is hard-coded.
 
+mod all;
 mod ceiling;
 mod generate;
 mod harness;
@@ -100,11 +101,12 @@ enum LiveShape {
     Runtime,
 }
 
-impl LiveArgs {
-    fn options(&self) -> live::LiveOptions {
-        match self.shape {
-            Some(LiveShape::Runtime) => live::LiveOptions {
-                seconds: self.seconds,
+impl LiveShape {
+    /// The shape's workload for `seconds` of writing.
+    fn options(self, seconds: u64) -> live::LiveOptions {
+        match self {
+            LiveShape::Runtime => live::LiveOptions {
+                seconds,
                 rate_bytes: 500_000,
                 files: 20,
                 rotate_bytes: 256 * 1024,
@@ -112,6 +114,14 @@ impl LiveArgs {
                 keep_rotated: 4,
                 gzip_rotated: true,
             },
+        }
+    }
+}
+
+impl LiveArgs {
+    fn options(&self) -> live::LiveOptions {
+        match self.shape {
+            Some(shape) => shape.options(self.seconds),
             None => live::LiveOptions {
                 seconds: self.seconds,
                 rate_bytes: (self.rate_mb * 1e6) as u64,
@@ -206,8 +216,9 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Everything: es-ceiling, throughput (50x gzip off/on, 1000x gzip off), idle, live; writes
-    /// crates/logferry-bench/results/latest.json (or --json-out).
+    /// Everything, `--repeat` times: es-ceiling, throughput (50x gzip off/on, 1000x gzip off),
+    /// idle, live (the flags' shape and the `runtime` shape); writes
+    /// crates/logferry-bench/results/latest.json (or --json-out) with min / median / max.
     All {
         /// Logical lines per generated tree.
         #[arg(long, default_value_t = 2_000_000)]
@@ -215,6 +226,9 @@ enum Command {
         /// Idle window, seconds.
         #[arg(long, default_value_t = 60)]
         idle_seconds: u64,
+        /// How many times each mode runs (the summary gives min / median / max).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
         #[command(flatten)]
         live: LiveArgs,
         #[command(flatten)]
@@ -222,16 +236,6 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-}
-
-/// What `all` writes.
-#[derive(Serialize)]
-struct AllResults {
-    machine: harness::Machine,
-    /// `/proc/loadavg` when the runs ended.
-    load_average_end: String,
-    runs: Vec<serde_json::Value>,
-    errors: Vec<String>,
 }
 
 /// Prints a result's table and writes its JSON when asked.
@@ -369,98 +373,50 @@ async fn main() -> Result<()> {
         Command::All {
             lines,
             idle_seconds,
+            repeat,
             live,
             ceiling,
             common,
         } => {
-            let bins = common.binaries()?;
-            let machine = harness::Machine::detect();
-            let mut runs: Vec<serde_json::Value> = Vec::new();
-            let mut errors = Vec::new();
-            let mut note = |name: &str, r: Result<(report::Table, serde_json::Value)>| match r {
-                Ok((t, v)) => {
-                    println!("{}", t.render());
-                    runs.push(v);
-                }
-                Err(e) => {
-                    eprintln!("{name} failed: {e:#}");
-                    errors.push(format!("{name}: {e:#}"));
-                }
+            let plan = all::Plan {
+                lines,
+                idle: Duration::from_secs(idle_seconds),
+                live: [live.options(), LiveShape::Runtime.options(live.seconds)],
+                ceiling: (ceiling.docs, ceiling.batch, ceiling.concurrency),
+                repeat: repeat.max(1),
             };
-            let r = ceiling::run(
-                &bins,
+            let c = common.clone();
+            let r = all::run(
+                &common.binaries()?,
                 &common.corpus,
-                ceiling.docs,
-                ceiling.batch,
-                ceiling.concurrency,
-                false,
                 &common.work,
+                &plan,
+                move |shape, lines| ensure_tree(&c, shape, lines),
             )
-            .await;
-            note(
-                "es-ceiling",
-                r.and_then(|r| Ok((r.table(), serde_json::to_value(&r)?))),
-            );
-            for (shape, gzip) in [
-                (generate::Shape::Files50, false),
-                (generate::Shape::Files50, true),
-                (generate::Shape::Files1000, false),
-            ] {
-                let c = common.clone();
-                let tree =
-                    tokio::task::spawn_blocking(move || ensure_tree(&c, shape, lines)).await?;
-                let r = match tree {
-                    Ok(tree) => throughput::run(&bins, &tree, gzip, &common.work).await,
-                    Err(e) => Err(e),
-                };
-                note(
-                    &format!("throughput {} gzip={gzip}", shape.name()),
-                    r.and_then(|r| Ok((r.table(), serde_json::to_value(&r)?))),
-                );
-            }
-            let r = idle::run(
-                &bins,
-                &common.corpus,
-                Duration::from_secs(idle_seconds),
-                &common.work,
-            )
-            .await;
-            note(
-                "idle",
-                r.and_then(|r| Ok((r.table(), serde_json::to_value(&r)?))),
-            );
-            let r = live::run(&bins, &common.corpus, &live.options(), &common.work).await;
-            note(
-                "live",
-                r.and_then(|r| Ok((r.table(), serde_json::to_value(&r)?))),
-            );
+            .await?;
+            println!("{}", report::summary(&r.runs).render());
+            println!("{}", all::table(&r.summary).render());
             let out = common.json_out.clone().unwrap_or_else(|| {
                 PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/results/latest.json"))
             });
-            println!("{}", report::summary(&runs).render());
-            let load_average_end = harness::Machine::detect().load_average;
-            report::write_json(
-                &out,
-                &AllResults {
-                    machine: machine.clone(),
-                    load_average_end,
-                    runs,
-                    errors: errors.clone(),
-                },
-            )?;
+            report::write_json(&out, &r)?;
+            let m = &r.machine;
             println!(
                 "machine: {} CPUs ({}), {} GiB, kernel {}, commit {}, {}",
-                machine.nproc,
-                machine.cpu_model,
-                machine.memory_gib,
-                machine.kernel,
-                machine.commit.as_deref().unwrap_or("?"),
-                machine.date
+                m.nproc,
+                m.cpu_model,
+                m.memory_gib,
+                m.kernel,
+                m.commit.as_deref().unwrap_or("?"),
+                m.date
             );
-            println!("load average at start: {}", machine.load_average);
+            println!(
+                "load average at start: {}, at the end: {}",
+                m.load_average, r.load_average_end
+            );
             println!("wrote {}", out.display());
-            if !errors.is_empty() {
-                anyhow::bail!("{} mode(s) failed: {}", errors.len(), errors.join("; "));
+            if !r.errors.is_empty() {
+                anyhow::bail!("{} run(s) failed: {}", r.errors.len(), r.errors.join("; "));
             }
         }
     }
