@@ -4,24 +4,34 @@
 //! The keys and defaults are the contract in the README's configuration
 //! reference. `${VAR}` and `${VAR:-default}` are expanded from
 //! the environment before parsing; unknown keys are errors.
+//!
+//! This file holds the validated configuration's types, [`Config::load`] /
+//! [`Config::parse`] and the top-level keys (`node_name`, `data_dir`,
+//! `filter`, `server`, `shutdown`). The rest, one step each:
+//!
+//! - `reader`: the YAML walker that collects every problem with its key path,
+//!   and `${VAR}` expansion;
+//! - one file per section: `source`, `kubernetes`, `elasticsearch`, `nats`
+//!   (`source.nats` and the `nats` sink), `airflow`, `json_message`;
+//! - `problems`: the libraries' own checks on the configurations built;
+//! - `convert`: the validated configuration into each library's configuration.
 
+mod airflow;
 mod convert;
+mod elasticsearch;
+mod json_message;
+mod kubernetes;
 mod nats;
+mod problems;
 pub mod reader;
+mod source;
 
 pub use convert::{to_document_options, to_kube_config, to_tail_config};
 
-use logferry_core::ConfigProblem;
 use logferry_core::{AirflowTask, Level};
-use logferry_elasticsearch::{
-    Auth, BatchConfig, Compression, DeadLetterFileConfig, ElasticsearchConfig, IndexNameTemplate,
-    IndexTarget, JsonMessageOptions, JsonTarget, LogIdTemplate, RetryConfig, Schema,
-    TemplateOptions, TlsConfig,
-};
-use logferry_kube::KubeConfig;
-use logferry_tail::{MinFree, MultilineConfig, ReadFrom, TailConfig};
+use logferry_elasticsearch::{ElasticsearchConfig, JsonMessageOptions, LogIdTemplate, Schema};
+use logferry_tail::{MinFree, MultilineConfig, ReadFrom};
 use reader::{expand_env, Problem, Problems, Section};
-use regex::Regex;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -204,7 +214,7 @@ impl Config {
             }
         };
         let config = read_config(&doc, &env, &mut p);
-        library_problems(&config, &mut p);
+        problems::library_problems(&config, &mut p);
         if p.0.is_empty() {
             Ok(config)
         } else {
@@ -234,8 +244,8 @@ fn read_config(
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/lib/logferry"));
 
-    let source = read_source(root.section("source", p), env, p);
-    let kubernetes = read_kubernetes(root.section("kubernetes", p), p);
+    let source = source::read_source(root.section("source", p), env, p);
+    let kubernetes = kubernetes::read_kubernetes(root.section("kubernetes", p), p);
     let mut filter = root.section("filter", p);
     let min_level = filter.get("min_level", p, |v| {
         let s = v.as_str().unwrap_or_default();
@@ -246,7 +256,7 @@ fn read_config(
     filter.finish(p);
     let es = root.section("elasticsearch", p);
     let es_present = es.is_present();
-    let elasticsearch = es_present.then(|| read_elasticsearch(es, &data_dir, p));
+    let elasticsearch = es_present.then(|| elasticsearch::read_elasticsearch(es, &data_dir, p));
     let nats_section = root.section("nats", p);
     if nats_section.is_present() && es_present {
         p.push(
@@ -257,22 +267,8 @@ fn read_config(
     let nats = nats_section
         .is_present()
         .then(|| nats::read_sink(nats_section, env, p));
-    let mut af = root.section("airflow", p);
-    let airflow = Airflow {
-        enabled: af.boolean("enabled", p).unwrap_or(false),
-        log_id_template: af
-            .get("log_id_template", p, |v| {
-                let s = v.as_str().ok_or("expected a string")?;
-                LogIdTemplate::parse(s).map_err(|e| match e {
-                    logferry_elasticsearch::Error::InvalidConfig { reason, .. } => reason,
-                    other => other.to_string(),
-                })
-            })
-            .unwrap_or_default(),
-        task: read_airflow_task(af.section("task", p), p),
-    };
-    af.finish(p);
-    let json_message = read_json_message(root.section("json_message", p), p);
+    let airflow = airflow::read_airflow(root.section("airflow", p), p);
+    let json_message = json_message::read_json_message(root.section("json_message", p), p);
     let mut server = root.section("server", p);
     let listen = server
         .get("listen", p, |v| {
@@ -361,535 +357,10 @@ fn default_control_listen(listen: SocketAddr) -> SocketAddr {
     }
 }
 
-fn check_globs(section: &Section<'_>, key: &str, globs: &[String], p: &mut Problems) {
-    for (i, g) in globs.iter().enumerate() {
-        if let Err(e) = globset::Glob::new(g) {
-            p.push(
-                &format!("{}[{i}]", section.path_of(key)),
-                format!("invalid glob {g:?}: {e}"),
-            );
-        }
-    }
-}
-
-fn regex_value(v: &serde_yaml_ng::Value) -> Result<Regex, String> {
-    let s = v.as_str().ok_or("expected a regular expression string")?;
-    Regex::new(s).map_err(|e| format!("invalid regular expression: {e}"))
-}
-
-fn read_source(
-    mut s: Section<'_>,
-    env: &dyn Fn(&str) -> Option<String>,
-    p: &mut Problems,
-) -> Source {
-    // The tailer's own defaults (its checks run on the result, see `library_problems`).
-    let d = TailConfig::files(Vec::new(), PathBuf::new());
-    let mode = s
-        .choice(
-            "mode",
-            p,
-            &[
-                ("kubernetes", SourceMode::Kubernetes),
-                ("files", SourceMode::Files),
-                ("nats", SourceMode::Nats),
-            ],
-        )
-        .unwrap_or(SourceMode::Kubernetes);
-    let paths = s.strings("paths", p).unwrap_or_default();
-    if mode == SourceMode::Files && paths.is_empty() {
-        p.push(
-            &s.path_of("paths"),
-            "required when source.mode is files: at least one glob",
-        );
-    }
-    let is_nats = mode == SourceMode::Nats;
-    // NATS mode: subject patterns (checked by the NATS configuration), all by default.
-    let include = s.strings("include", p).unwrap_or_else(|| {
-        if is_nats {
-            Vec::new()
-        } else {
-            vec!["*/*/*".into()]
-        }
-    });
-    let exclude = s.strings("exclude", p).unwrap_or_default();
-    if !is_nats {
-        check_globs(&s, "include", &include, p);
-        check_globs(&s, "exclude", &exclude, p);
-    }
-    let nats_section = s.section("nats", p);
-    let nats = if is_nats {
-        Some(nats::read_source(
-            nats_section,
-            include.clone(),
-            exclude.clone(),
-            env,
-            p,
-        ))
-    } else {
-        if nats_section.is_present() {
-            p.push(&s.path_of("nats"), "only used with mode: nats");
-        }
-        None
-    };
-    let lookback_path = s.path_of("lookback");
-    let lookback = match s.raw("lookback") {
-        None => None,
-        Some(serde_yaml_ng::Value::String(v)) => match reader::parse_duration(v) {
-            Ok(d) => Some(d),
-            Err(m) => {
-                p.push(&lookback_path, m);
-                None
-            }
-        },
-        Some(other) => {
-            p.push(
-                &lookback_path,
-                format!("expected a duration like \"P1D\" or null, got {other:?}"),
-            );
-            None
-        }
-    };
-    let mut ml = s.section("multiline", p);
-    let multiline = if ml.is_present() {
-        let start_pattern = ml.get("start_pattern", p, regex_value);
-        let continuation_pattern = ml.get("continuation_pattern", p, regex_value);
-        let flush_timeout = ml
-            .duration("flush_timeout", p)
-            .unwrap_or(Duration::from_secs(1));
-        Some(MultilineConfig {
-            start_pattern,
-            continuation_pattern,
-            flush_timeout,
-        })
-    } else {
-        None
-    };
-    ml.finish(p);
-    let source = Source {
-        mode,
-        pods_dir: s
-            .string("pods_dir", p)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "/var/log/pods".into()),
-        containers_dir: s
-            .string("containers_dir", p)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "/var/log/containers".into()),
-        docker_containers_dir: s
-            .string("docker_containers_dir", p)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "/var/lib/docker/containers".into()),
-        paths,
-        include,
-        exclude,
-        read_from: s
-            .choice(
-                "read_from",
-                p,
-                &[("beginning", ReadFrom::Beginning), ("end", ReadFrom::End)],
-            )
-            .unwrap_or(d.read_from),
-        lookback,
-        max_record_bytes: s
-            .size("max_record_bytes", p)
-            .unwrap_or(d.max_record_bytes as u64),
-        multiline,
-        rescan_interval: s
-            .duration("rescan_interval", p)
-            .unwrap_or(d.rescan_interval),
-        max_open_files: s.positive("max_open_files", p).unwrap_or(d.max_open_files),
-        max_deleted_files: s
-            .positive("max_deleted_files", p)
-            .unwrap_or(d.max_deleted_files),
-        max_deleted_bytes: s
-            .size("max_deleted_bytes", p)
-            .unwrap_or(d.max_deleted_bytes),
-        spool_min_free: s
-            .get("spool_min_free", p, min_free_value)
-            .unwrap_or(d.spool_min_free),
-        nats,
-    };
-    if source.max_record_bytes < 1024 {
-        p.push(&s.path_of("max_record_bytes"), "must be at least 1KiB");
-    }
-    s.finish(p);
-    source
-}
-
-/// `source.spool_min_free`: a percentage of the filesystem (`"10%"`) or a
-/// size (`"256MiB"`, a number of bytes). The range of a percentage is the
-/// tailer's check (`TailConfig::problems`).
-fn min_free_value(v: &serde_yaml_ng::Value) -> Result<MinFree, String> {
-    let expected =
-        || format!("expected a percentage like \"10%\" or a size like \"256MiB\", got {v:?}");
-    match v {
-        serde_yaml_ng::Value::Number(n) => n.as_u64().map(MinFree::Bytes).ok_or_else(expected),
-        serde_yaml_ng::Value::String(t) => match t.trim().strip_suffix('%') {
-            Some(pct) => pct
-                .trim()
-                .parse::<u8>()
-                .map(MinFree::Percent)
-                .map_err(|_| expected()),
-            None => t
-                .trim()
-                .parse::<bytesize::ByteSize>()
-                .map(|b| MinFree::Bytes(b.as_u64()))
-                .map_err(|_| expected()),
-        },
-        _ => Err(expected()),
-    }
-}
-
-fn read_kubernetes(mut s: Section<'_>, p: &mut Problems) -> Kubernetes {
-    // The pod store's own defaults (its checks run on the result, see `library_problems`).
-    let d = KubeConfig::default();
-    let k = Kubernetes {
-        cluster_name: s.string("cluster_name", p),
-        enabled: s.boolean("enabled", p).unwrap_or(true),
-        metadata_grace: s.duration("metadata_grace", p).unwrap_or(d.metadata_grace),
-        exclude_annotation: s
-            .string("exclude_annotation", p)
-            .unwrap_or(d.exclude_annotation),
-        annotation_allowlist: s
-            .strings("annotation_allowlist", p)
-            .unwrap_or(d.annotation_allowlist),
-        label_allowlist: s.strings("label_allowlist", p).unwrap_or(d.label_allowlist),
-        label_denylist: s.strings("label_denylist", p).unwrap_or(d.label_denylist),
-        namespace_label_allowlist: s
-            .strings("namespace_label_allowlist", p)
-            .unwrap_or(d.namespace_label_allowlist),
-        lookup_wait: s.duration("lookup_wait", p).unwrap_or(d.lookup_wait),
-    };
-    s.finish(p);
-    k
-}
-
-/// `json_message` (see `logferry_elasticsearch::json_message`): `None` unless
-/// `enabled: true`; the other keys are checked either way.
-fn read_json_message(mut s: Section<'_>, p: &mut Problems) -> Option<JsonMessageOptions> {
-    let d = JsonMessageOptions::default();
-    let enabled = s.boolean("enabled", p).unwrap_or(false);
-    let root = s
-        .choice("target", p, &[("key", false), ("root", true)])
-        .unwrap_or(false);
-    let key = s.string("key", p).unwrap_or_else(|| "json".into());
-    let options = JsonMessageOptions {
-        target: if root {
-            JsonTarget::Root
-        } else {
-            JsonTarget::Key(key)
-        },
-        keep_message: s.boolean("keep_message", p).unwrap_or(d.keep_message),
-        max_bytes: s
-            .size("max_bytes", p)
-            .map_or(d.max_bytes, |b| usize::try_from(b).unwrap_or(usize::MAX)),
-        max_depth: s.positive("max_depth", p).unwrap_or(d.max_depth),
-        max_fields: s.positive("max_fields", p).unwrap_or(d.max_fields),
-    };
-    s.finish(p);
-    enabled.then_some(options)
-}
-
-fn read_elasticsearch(mut s: Section<'_>, data_dir: &Path, p: &mut Problems) -> Elasticsearch {
-    // The forwarder's own defaults (its checks run on the result, see `library_problems`).
-    let d = ElasticsearchConfig::new(String::new(), data_dir);
-    let mut endpoints = s.strings("endpoints", p).unwrap_or_default();
-    // Elastic Cloud: the deployment's endpoint from its cloud_id.
-    if let Some(cloud_id) = s.string("cloud_id", p) {
-        if !endpoints.is_empty() {
-            p.push(
-                &s.path_of("cloud_id"),
-                "set either endpoints or cloud_id, not both",
-            );
-        }
-        match logferry_elasticsearch::cloud_id_endpoint(&cloud_id) {
-            Ok(e) => endpoints = vec![e],
-            Err(logferry_elasticsearch::Error::InvalidConfig { reason, .. }) => {
-                p.push(&s.path_of("cloud_id"), reason)
-            }
-            Err(e) => p.push(&s.path_of("cloud_id"), e.to_string()),
-        }
-    }
-    if endpoints.is_empty() {
-        p.push(
-            &s.path_of("endpoints"),
-            "required: at least one URL like \"http://127.0.0.1:9200\"",
-        );
-    }
-    let index_given = s.raw("index").is_some();
-    let index = s.get("index", p, |v| {
-        let t = v.as_str().ok_or("expected a string")?;
-        IndexNameTemplate::parse(t).map_err(|e| match e {
-            logferry_elasticsearch::Error::InvalidIndexTemplate { reason, .. } => {
-                format!("invalid index name template {t:?}: {reason}")
-            }
-            other => other.to_string(),
-        })
-    });
-    let mut ds = s.section("data_stream", p);
-    let target = if ds.is_present() {
-        if index_given {
-            p.push(
-                &s.path_of("data_stream"),
-                "set either index or data_stream, not both",
-            );
-        }
-        IndexTarget::DataStream {
-            kind: ds.string("type", p).unwrap_or_else(|| "logs".into()),
-            dataset: ds
-                .string("dataset", p)
-                .unwrap_or_else(|| "kubernetes.container_logs".into()),
-            namespace: ds
-                .string("namespace", p)
-                .unwrap_or_else(|| "default".into()),
-        }
-    } else {
-        match index {
-            Some(template) => IndexTarget::Index { template },
-            // The library's default (IndexTarget::default): the data stream
-            // Elastic's Kubernetes integration writes.
-            None => d.target.clone(),
-        }
-    };
-    ds.finish(p);
-    let mut a = s.section("auth", p);
-    let auth = if a.is_present() {
-        let username = a.string("username", p);
-        let password_file = a.string("password_file", p).map(PathBuf::from);
-        let api_key_file = a.string("api_key_file", p).map(PathBuf::from);
-        let token_file = a.string("bearer_token_file", p).map(PathBuf::from);
-        match (username, password_file, api_key_file, token_file) {
-            (Some(username), Some(password_file), None, None) => Some(Auth::Basic {
-                username,
-                password_file,
-            }),
-            (None, None, Some(api_key_file), None) => Some(Auth::ApiKey { api_key_file }),
-            (None, None, None, Some(token_file)) => Some(Auth::Bearer { token_file }),
-            (Some(_), None, None, None) => {
-                p.push(
-                    &a.path_of("password_file"),
-                    "required with username: a file holding the password",
-                );
-                None
-            }
-            (None, Some(_), None, None) => {
-                p.push(&a.path_of("username"), "required with password_file");
-                None
-            }
-            _ => {
-                p.push(
-                    &s.path_of("auth"),
-                    "expected exactly one of {username, password_file} | {api_key_file} | {bearer_token_file}",
-                );
-                None
-            }
-        }
-    } else {
-        None
-    };
-    a.finish(p);
-    let mut t = s.section("tls", p);
-    let tls = t.is_present().then(|| TlsConfig {
-        ca_file: t.string("ca_file", p).map(PathBuf::from),
-        cert_file: t.string("cert_file", p).map(PathBuf::from),
-        key_file: t.string("key_file", p).map(PathBuf::from),
-        insecure_skip_verify: t.boolean("insecure_skip_verify", p).unwrap_or(false),
-    });
-    t.finish(p);
-    let mut b = s.section("batch", p);
-    let batch_max_events = b.positive("max_events", p).unwrap_or(d.batch.max_events);
-    let batch_max_bytes = b.size("max_bytes", p).unwrap_or(d.batch.max_bytes as u64);
-    let batch_timeout = b.duration("timeout", p).unwrap_or(d.batch.timeout);
-    b.finish(p);
-    let mut r = s.section("retry", p);
-    let initial_backoff = r
-        .duration("initial_backoff", p)
-        .unwrap_or(d.retry.initial_backoff);
-    let max_backoff = r.duration("max_backoff", p).unwrap_or(d.retry.max_backoff);
-    r.finish(p);
-    let mut tp = s.section("template", p);
-    let defaults = TemplateOptions::default();
-    let template = TemplateOptions {
-        name: tp.string("name", p),
-        priority: tp
-            .get("priority", p, |v| {
-                v.as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| format!("expected a whole number, got {v:?}"))
-            })
-            .unwrap_or(defaults.priority),
-        composed_of: tp.strings("composed_of", p).unwrap_or_default(),
-        ilm_policy: tp.string("ilm_policy", p),
-        data_retention: tp.string("data_retention", p),
-    };
-    if template.ilm_policy.is_some() && template.data_retention.is_some() {
-        p.push(
-            &tp.path_of("data_retention"),
-            "set either ilm_policy or data_retention, not both",
-        );
-    }
-    tp.finish(p);
-    let headers: Vec<(String, String)> = s
-        .get("headers", p, |v| {
-            let map = v
-                .as_mapping()
-                .ok_or_else(|| "expected a map of header name to value".to_owned())?;
-            map.iter()
-                .map(|(k, v)| match (k.as_str(), v.as_str()) {
-                    (Some(k), Some(v)) => Ok((k.to_owned(), v.to_owned())),
-                    _ => Err(format!(
-                        "expected string names and values, got {k:?}: {v:?}"
-                    )),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut dl = s.section("dead_letter_file", p);
-    let dead_letter_file = DeadLetterFileConfig {
-        max_bytes: dl
-            .size("max_bytes", p)
-            .unwrap_or(d.dead_letter_file.max_bytes),
-        max_files: dl
-            .positive("max_files", p)
-            .unwrap_or(d.dead_letter_file.max_files),
-    };
-    dl.finish(p);
-    let e = Elasticsearch {
-        forwarder: ElasticsearchConfig {
-            template,
-            pipeline: s.string("pipeline", p),
-            headers,
-            proxy: s.string("proxy", p),
-            dead_letter_file,
-            endpoints,
-            target,
-            auth,
-            tls,
-            batch: BatchConfig {
-                max_events: batch_max_events,
-                max_bytes: usize::try_from(batch_max_bytes).unwrap_or(usize::MAX),
-                timeout: batch_timeout,
-            },
-            concurrency: s.positive("concurrency", p).unwrap_or(d.concurrency),
-            compression: s
-                .choice(
-                    "compression",
-                    p,
-                    &[("gzip", Compression::Gzip), ("none", Compression::None)],
-                )
-                .unwrap_or(d.compression),
-            retry: RetryConfig {
-                initial_backoff,
-                max_backoff,
-            },
-            request_timeout: s
-                .duration("request_timeout", p)
-                .unwrap_or(d.request_timeout),
-            dead_letter_index: s
-                .string("dead_letter_index", p)
-                .unwrap_or(d.dead_letter_index),
-            dead_letter_dir: d.dead_letter_dir,
-            install_template: s
-                .boolean("install_template", p)
-                .unwrap_or(d.install_template),
-        },
-        schema: s
-            .choice(
-                "schema",
-                p,
-                &[("ecs", Schema::Ecs), ("fluentd", Schema::Fluentd)],
-            )
-            .unwrap_or(Schema::Ecs),
-    };
-    s.finish(p);
-    e
-}
-
-/// Appends the problems the libraries find in the configurations the daemon
-/// builds from `config` (exactly those `run` builds), each under its section's
-/// key path; a library problem at a key the reader already reported is not
-/// repeated.
-fn library_problems(config: &Config, p: &mut Problems) {
-    let mut add = |prefix: &str, problems: Vec<ConfigProblem>| {
-        for lib in problems {
-            let path = format!("{prefix}.{}", lib.key);
-            if !p.0.iter().any(|known| known.path == path) {
-                p.push(&path, lib.message);
-            }
-        }
-    };
-    // NATS mode runs no tailer (`source.nats` is checked as it is read).
-    if config.source.mode != SourceMode::Nats {
-        add("source", to_tail_config(config).problems());
-    }
-    if config.source.mode == SourceMode::Kubernetes && config.kubernetes.enabled {
-        add("kubernetes", to_kube_config(config).problems());
-    }
-    if let Some(es) = &config.elasticsearch {
-        add("elasticsearch", es.forwarder.problems());
-    }
-    if let Some(json) = &config.json_message {
-        let schema = config
-            .elasticsearch
-            .as_ref()
-            .map_or(Schema::Ecs, |e| e.schema);
-        add("json_message", json.problems(schema));
-    }
-}
-
-/// `airflow.task`: `dag_id`, `task_id`, `run_id`, `try_number` (required
-/// together), `map_index` (default `-1`). Values may come from the environment
-/// (`${AIRFLOW_DAG_ID}`, e.g. set from the pod's annotations through the
-/// downward API); a section whose `dag_id` expands to nothing means "no task"
-/// (the sidecar runs outside an Airflow worker pod).
-fn read_airflow_task(mut s: Section<'_>, p: &mut Problems) -> Option<AirflowTask> {
-    if !s.is_present() {
-        s.finish(p);
-        return None;
-    }
-    let mut text = |key: &str, p: &mut Problems| {
-        s.get(key, p, |v| match v {
-            serde_yaml_ng::Value::String(t) => Ok(t.clone()),
-            serde_yaml_ng::Value::Number(n) => Ok(n.to_string()),
-            _ => Err("expected a string or a number".to_owned()),
-        })
-        .unwrap_or_default()
-    };
-    let dag_id = text("dag_id", p);
-    let task_id = text("task_id", p);
-    let run_id = text("run_id", p);
-    let try_number = text("try_number", p);
-    let map_index = text("map_index", p);
-    let paths: Vec<String> = ["task_id", "run_id", "try_number"]
-        .iter()
-        .map(|k| s.path_of(k))
-        .collect();
-    s.finish(p);
-    if dag_id.is_empty() {
-        return None;
-    }
-    for (path, v) in paths.iter().zip([&task_id, &run_id, &try_number]) {
-        if v.is_empty() {
-            p.push(path, "required when airflow.task.dag_id is set");
-        }
-    }
-    Some(AirflowTask {
-        dag_id,
-        task_id,
-        run_id,
-        try_number,
-        map_index: if map_index.is_empty() {
-            "-1".into()
-        } else {
-            map_index
-        },
-        logical_date: None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use logferry_elasticsearch::{Auth, Compression, IndexTarget};
 
     fn parse(text: &str) -> Result<Config, Vec<Problem>> {
         Config::parse(text, |k| match k {
