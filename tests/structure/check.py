@@ -7,12 +7,12 @@
    (paths through the crate root's `pub use` re-exports are followed to the
    file that defines the item). Declaring a child (`mod x;`) is not an edge;
    doc comments are ignored.
-2. Source files outside tests over MAX_LINES lines, counting the lines
-   before the file's `#[cfg(test)]` unit-test module, are listed as
-   warnings (the yardstick; not yet a gate: three files still exceed it).
+2. No source file outside tests over MAX_LINES lines, counting the lines
+   before the file's `#[cfg(test)]` unit-test module (a file that grows
+   past it is split along its seams into modules named for what they hold).
 
-Exit status 1 with one line per import cycle; 0 and a one-line summary
-otherwise.
+Exit status 1 with one line per problem (import cycle, file too long); 0
+and a one-line summary otherwise.
 Run: `python3 tests/structure/check.py` from the repository root.
 """
 
@@ -153,7 +153,6 @@ def code_lines(f: Path) -> int:
 
 def main() -> int:
     problems = []
-    warnings = []
     crates = sorted((ROOT / "crates").glob("*/src"))
     if not crates:
         problems.append("no crates found under crates/*/src")
@@ -167,11 +166,16 @@ def main() -> int:
         for f in sorted(src.rglob("*.rs")):
             n = code_lines(f)
             if n > MAX_LINES:
-                warnings.append(f"warning: {f.relative_to(ROOT)}: {n} lines before its unit tests (yardstick {MAX_LINES})")
-    for p in warnings + problems:
+                problems.append(
+                    f"file too long: {f.relative_to(ROOT)}: {n} lines before its unit tests"
+                    f" (at most {MAX_LINES}; split it along its seams)"
+                )
+    for p in problems:
         print(p)
-    if not problems:
-        print(f"structure: {len(crates)} crates, {files} files, no import cycle")
+    if problems:
+        print(f"structure: {len(problems)} problem(s)", file=sys.stderr)
+    else:
+        print(f"structure: {len(crates)} crates, {files} files, no import cycle, none over {MAX_LINES} lines")
     return 1 if problems else 0
 
 
