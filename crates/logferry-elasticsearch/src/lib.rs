@@ -45,10 +45,10 @@
 //! | `ship` | one body until every item is finished: retries with backoff, the 413 split, item results, dead letter |
 //! | `request` | one bulk request on the wire: gzip, HTTP status, response parsing, error chain |
 //! | `response` | what each item's status means ([`ItemErrorReason`]) |
-//! | `state` | what the tasks share: endpoints, events, counters ([`ForwarderSummary`]) |
-//! | [`document`], `log_id`, `meta`, `json` | documents, written straight into the body |
+//! | `state`, [`health`], [`events`] | what the tasks share; what `/readyz` and the metrics read |
+//! | [`document`], `tail`, `schema`, `owner`, `airflow`, [`json_message`], `log_id`, `meta`, `json` | documents, written straight into the body: the per-file part, field names, owner workloads, Airflow fields, JSON messages |
 //! | [`index`], [`template`] | index and data stream names; template bodies |
-//! | [`client`], [`config`], [`dead_letter`], `batch`, `retry` | clients and endpoints, settings, refused documents, bodies and acknowledgement, backoff |
+//! | [`client`], [`cloud`], [`config`], [`dead_letter`], `batch`, `retry`, [`error`] | clients, credentials and endpoints (`cloud_id`), settings, refused documents, bodies and acknowledgement, backoff, errors |
 //!
 //! ## Guarantees
 //!
@@ -64,7 +64,8 @@
 //!
 //! * It does not order documents across retries: a retried item can be indexed
 //!   after later ones.
-//! * It does not read secrets again after start (restart to rotate them).
+//! * It reads secret files at start and again only after a `401` (a rotated
+//!   Secret is picked up then, not on a timer).
 //! * It reports measurements only through [`ForwarderEvents`]; it has no
 //!   metrics registry.
 
