@@ -13,7 +13,7 @@ use logferry_core::{LogFormat, Record, Stream};
 use logferry_tail::cri::encode_cri;
 use logferry_tail::decode::{decode_buffer, LineDecoder};
 use logferry_tail::joiner::Joiner;
-use logferry_tail::reader::FileReader;
+use logferry_tail::reader::{FileReader, ReadBuffer};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -189,10 +189,13 @@ fn main() {
         let d = LineDecoder::new(None, LogFormat::Cri, Joiner::new(1 << 20, None));
         let mut r = FileReader::new(file, 0, 3 << 20, d);
         let mut out: Vec<Record> = Vec::with_capacity(4096);
+        let mut scratch = ReadBuffer::default();
         let mut n = 0u64;
         let t = Instant::now();
         loop {
-            let round = r.read_round(Instant::now(), 0, &mut out).unwrap();
+            let round = r
+                .read_round(&mut scratch, Instant::now(), 0, &mut out)
+                .unwrap();
             n += out.len() as u64;
             black_box(&out);
             out.clear();

@@ -40,6 +40,7 @@ use crate::checkpoint::{AckTracker, CheckpointStore};
 use crate::config::{RunMode, TailConfig};
 use crate::error::Error;
 use crate::events::TailEvents;
+use crate::reader::ReadBuffer;
 use crate::spool::Spool;
 use confine::{RefusalLog, Roots};
 use discovery::{ContainerIds, Discovery, Watcher};
@@ -185,6 +186,8 @@ struct Runner {
     finished: HashMap<DevIno, u64>,
     /// Batches cut and not yet sent.
     outbox: VecDeque<RecordBatch>,
+    /// What every file is read into (see [`ReadBuffer`]).
+    read_buf: ReadBuffer,
     next_source_id: u64,
     /// True during the scan at start (for `read_from` / `lookback`).
     initial_scan: bool,
@@ -293,6 +296,7 @@ impl Runner {
             container_ids: ContainerIds::default(),
             watcher: Watcher::default(),
             outbox: VecDeque::new(),
+            read_buf: ReadBuffer::default(),
             next_source_id: 0,
             initial_scan: true,
             seen_in_scan: HashSet::new(),

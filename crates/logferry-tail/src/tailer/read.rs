@@ -223,7 +223,7 @@ impl Runner {
         let mut msg_bytes = 0usize;
         loop {
             let before = records.len();
-            match r.read_round(now, wall, &mut records) {
+            match r.read_round(&mut self.read_buf, now, wall, &mut records) {
                 Ok(round) => {
                     bytes += round.bytes;
                     if round.eof {
