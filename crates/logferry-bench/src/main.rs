@@ -10,6 +10,7 @@
 
 mod all;
 mod ceiling;
+mod compress;
 mod generate;
 mod harness;
 mod idle;
@@ -206,6 +207,22 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// gzip back-ends and levels on real bulk bodies (logferry's encoder, default batching):
+    /// CPU per MB of body and bytes on the wire. No process is started.
+    Compress {
+        /// Documents encoded (bodies of 1,000 documents or 5 MiB).
+        #[arg(long, default_value_t = 200_000)]
+        docs: u64,
+        /// Timed passes per back-end and level (the best is reported).
+        #[arg(long, default_value_t = 3)]
+        passes: usize,
+        /// Directory of Loghub `*.log` files used as message text.
+        #[arg(long, default_value = DEFAULT_CORPUS)]
+        corpus: PathBuf,
+        /// Also write the result as JSON to this file.
+        #[arg(long)]
+        json_out: Option<PathBuf>,
+    },
     /// The double alone with pre-encoded bulk bodies: its ceiling in docs/s and MB/s.
     EsCeiling {
         #[command(flatten)]
@@ -332,6 +349,16 @@ async fn main() -> Result<()> {
         Command::Throughput { tree, gzip, common } => {
             let r = throughput::run(&common.binaries()?, &tree, gzip, &common.work).await?;
             emit(r.table(), &r, common.json_out.as_deref())?;
+        }
+        Command::Compress {
+            docs,
+            passes,
+            corpus,
+            json_out,
+        } => {
+            let r =
+                tokio::task::spawn_blocking(move || compress::run(&corpus, docs, passes)).await??;
+            emit(r.table(), &r, json_out.as_deref())?;
         }
         Command::Live { live, common } => {
             let r = live::run(
