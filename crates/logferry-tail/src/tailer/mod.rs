@@ -19,6 +19,7 @@
 //! | [`read`] | identifying files, reading, copytruncate, cutting batches, acknowledgements, release |
 //! | [`deleted`] | deleted and rotated-away files: the spool, `.gz` read-back, the held-open limits |
 //! | [`housekeeping`] | the timers: flush timeouts, the safety poll, the open-file limit, checkpoint saves |
+//! | [`notify`] | the inotify queue, taken out of the runtime's epoll set while a read round waits |
 //! | [`standby`] | holding files open without reading them while another process owns `data_dir`, and adopting them |
 //!
 //! Imports go one way: `table`, `discovery` and `confine` know nothing of the runner;
@@ -29,6 +30,7 @@ mod confine;
 mod deleted;
 mod discovery;
 mod housekeeping;
+mod notify;
 mod read;
 mod scan;
 pub(crate) mod standby;
@@ -44,9 +46,9 @@ use crate::reader::ReadBuffer;
 use crate::spool::Spool;
 use confine::{RefusalLog, Roots};
 use discovery::{ContainerIds, Discovery, Watcher};
-use futures::{FutureExt, StreamExt};
 use inotify::Inotify;
 use logferry_core::{AckToken, DevIno, LogFormat, RecordBatch, SourceId};
+use notify::Notify;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -323,12 +325,12 @@ impl Runner {
     ) -> Result<TailSummary, Error> {
         let finish = finish.unwrap_or_default();
         let mut finishing = false;
-        let mut stream = None;
+        let mut notify = None;
         if self.mode == RunMode::Follow {
-            match (self.inotify_init)().and_then(|i| i.into_event_stream(vec![0u8; 64 * 1024])) {
-                Ok(s) => {
-                    self.watcher = Watcher::new(Some(s.watches()));
-                    stream = Some(s);
+            match (self.inotify_init)().and_then(Notify::new) {
+                Ok(n) => {
+                    self.watcher = Watcher::new(Some(n.watches()));
+                    notify = Some(n);
                 }
                 Err(e) => {
                     self.polling = true;
@@ -383,9 +385,7 @@ impl Runner {
                 // The events that queued up in the kernel while reading
                 // waited, at once (one read(2) for all of them): every file
                 // written meanwhile is read in this round.
-                while let Some(Some(ev)) = stream.as_mut().and_then(|s| s.next().now_or_never()) {
-                    self.on_inotify_item(ev);
-                }
+                self.take_inotify(&mut notify);
                 self.fill_outbox();
             }
             if !stopped
@@ -417,9 +417,13 @@ impl Runner {
                     _ => std::future::pending().await,
                 }
             };
-            let inotify_next = async {
-                match &mut stream {
-                    Some(s) => s.next().await,
+            // While reading waits for its round, events stay in the kernel's
+            // queue (identical consecutive events merge there) and wake no one.
+            let listen = read_at.is_none() || read_due;
+            self.listen_inotify(&mut notify, listen);
+            let inotify_ready = async {
+                match &notify {
+                    Some(n) => n.readable().await,
                     None => std::future::pending().await,
                 }
             };
@@ -451,15 +455,9 @@ impl Runner {
                         stopped = true;
                     }
                 },
-                // While reading waits for its round, events stay in the
-                // kernel's queue (identical consecutive events merge there).
-                ev = inotify_next, if read_at.is_none() || read_due => match ev {
-                    Some(item) => self.on_inotify_item(item),
-                    None => {
-                        tracing::warn!("inotify stream ended; relying on rescans and polling");
-                        stream = None;
-                        self.polling = true;
-                    }
+                ready = inotify_ready, if listen => match ready {
+                    Ok(()) => self.take_inotify(&mut notify),
+                    Err(e) => self.lose_inotify(&mut notify, &e),
                 },
                 _ = read_wait, if !stopped && read_at.is_some() && !read_due => {}
                 _ = house.tick() => {
@@ -486,15 +484,46 @@ impl Runner {
         }
     }
 
-    /// One item of the inotify stream.
-    fn on_inotify_item(&mut self, item: std::io::Result<inotify::Event<std::ffi::OsString>>) {
-        match item {
-            Ok(ev) => self.on_inotify(ev.wd.get_watch_descriptor_id(), ev.mask, ev.name),
+    /// Takes every event queued in `notify` and reacts to each.
+    fn take_inotify(&mut self, notify: &mut Option<Notify>) {
+        let Some(n) = notify else {
+            return;
+        };
+        let mut events = Vec::new();
+        let result = n.drain(&mut events);
+        for (wd, mask, name) in events {
+            self.on_inotify(wd, mask, name);
+        }
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.lose_inotify(notify, &e);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "inotify read failed; rescanning");
                 self.full_scan();
             }
         }
+    }
+
+    /// Registers `notify` with the runtime while the loop listens to it, and
+    /// takes it out while a read round waits (see [`notify`]).
+    fn listen_inotify(&mut self, notify: &mut Option<Notify>, listen: bool) {
+        let Some(n) = notify else {
+            return;
+        };
+        if !listen {
+            n.disarm();
+        } else if let Err(e) = n.arm() {
+            self.lose_inotify(notify, &e);
+        }
+    }
+
+    /// inotify cannot be used any more: rescans and polling find changes.
+    fn lose_inotify(&mut self, notify: &mut Option<Notify>, error: &std::io::Error) {
+        tracing::warn!(%error, "inotify unusable; relying on rescans and polling");
+        *notify = None;
+        self.polling = true;
     }
 
     /// Switches a follow run to "read everything to its end, then stop".
