@@ -119,7 +119,9 @@ pub struct TailConfig {
     pub max_record_bytes: usize,
     /// Optional multiline joining.
     pub multiline: Option<MultilineConfig>,
-    /// Full rescan of the directories, covering missed inotify events (default 10 s).
+    /// Rescan of the directories, covering missed inotify events (default
+    /// 10 s): directories whose mtime and ctime have not moved since they were
+    /// last listed are not listed again, except on every 30th rescan.
     pub rescan_interval: Duration,
     /// How often changed checkpoints are persisted (default 1 s).
     pub checkpoint_interval: Duration,

@@ -111,6 +111,39 @@ impl RefusalReason {
     }
 }
 
+/// Why the tailer rescanned its directories.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum RescanReason {
+    /// The periodic safety net (every `rescan_interval`): only directories
+    /// whose modification or change time moved since they were last listed
+    /// are listed again (all of them on every 30th).
+    Interval,
+    /// The kernel's inotify queue overflowed (`IN_Q_OVERFLOW`: more events
+    /// than `fs.inotify.max_queued_events` waited): events were lost, so
+    /// every directory is listed and every file's size compared.
+    InotifyOverflow,
+    /// Reading the inotify descriptor failed: every directory is listed.
+    InotifyError,
+}
+
+impl RescanReason {
+    /// Every reason, for pre-registering metric series.
+    pub const ALL: &'static [RescanReason] = &[
+        RescanReason::Interval,
+        RescanReason::InotifyOverflow,
+        RescanReason::InotifyError,
+    ];
+
+    /// A bounded label for metrics: `interval`, `inotify_overflow` or `inotify_error`.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            RescanReason::Interval => "interval",
+            RescanReason::InotifyOverflow => "inotify_overflow",
+            RescanReason::InotifyError => "inotify_error",
+        }
+    }
+}
+
 /// Metrics and lifecycle hooks of the tailer, implemented by the binary
 /// (Vector's internal-events style: the library never touches a metrics
 /// registry). Every method has a no-op default.
@@ -195,6 +228,11 @@ pub trait TailEvents: Send + Sync + 'static {
     /// `false` last.
     fn reading_paused(&self, paused: bool) {
         let _ = paused;
+    }
+    /// The directories were rescanned, for `reason` (the scan at start and
+    /// the one of a graceful finish are not reported).
+    fn rescanned(&self, reason: RescanReason) {
+        let _ = reason;
     }
 }
 

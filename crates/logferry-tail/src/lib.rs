@@ -117,6 +117,8 @@ pub mod timestamp;
 
 pub use config::{MinFree, MultilineConfig, ReadFrom, RunMode, SourceMode, TailConfig};
 pub use error::Error;
-pub use events::{LossReason, NoopEvents, RefusalReason, RotationKind, StateFile, TailEvents};
+pub use events::{
+    LossReason, NoopEvents, RefusalReason, RescanReason, RotationKind, StateFile, TailEvents,
+};
 pub use tailer::standby::Standby;
 pub use tailer::{TailSummary, Tailer};

@@ -9,7 +9,7 @@ use crate::metrics::{Metrics, DEAD_LETTER_DESTINATIONS};
 use logferry_core::Source;
 use logferry_elasticsearch::{BulkOutcome, ForwarderEvents, ItemErrorReason};
 use logferry_kube::{KubeEvents, PodStore};
-use logferry_tail::{LossReason, RefusalReason, RotationKind, StateFile, TailEvents};
+use logferry_tail::{LossReason, RefusalReason, RescanReason, RotationKind, StateFile, TailEvents};
 use std::sync::Arc;
 
 /// [`TailEvents`] for the daemon.
@@ -92,6 +92,13 @@ impl TailEvents for DaemonTailEvents {
     fn file_refused(&self, reason: RefusalReason) {
         self.metrics
             .tail_files_refused
+            .with_label_values(&[reason.as_label()])
+            .inc();
+    }
+
+    fn rescanned(&self, reason: RescanReason) {
+        self.metrics
+            .tail_rescans
             .with_label_values(&[reason.as_label()])
             .inc();
     }

@@ -13,7 +13,7 @@ pub use nats::NatsMetrics;
 use crate::freshness::Freshness;
 use logferry_elasticsearch::{BulkOutcome, ItemErrorReason, JsonSkipReason};
 use logferry_kube::{KubeError, PathOnlyReason, WATCHED_RESOURCES};
-use logferry_tail::{LossReason, RefusalReason, RotationKind};
+use logferry_tail::{LossReason, RefusalReason, RescanReason, RotationKind};
 use prometheus::{
     Counter, Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -61,6 +61,8 @@ pub struct Metrics {
     pub tail_lost_bytes: IntCounterVec,
     /// Files (and directories) not read because of where they lead, by reason.
     pub tail_files_refused: IntCounterVec,
+    /// Rescans of the log directories, by reason.
+    pub tail_rescans: IntCounterVec,
     /// Bytes on disk not yet acknowledged by the sink.
     pub tail_checkpoint_lag_bytes: IntGauge,
     /// Deleted files copied to `data_dir/spool` until acknowledged.
@@ -280,6 +282,12 @@ impl Metrics {
                 "Files and directories under the log roots that were not read: a real path outside the roots, not a regular file, or a symlinked directory. Counted once per path.",
                 "reason",
             ),
+            tail_rescans: counter_vec(
+                &r,
+                "logferry_tail_rescans_total",
+                "Rescans of the log directories: interval (the periodic safety net, listing only directories that changed), inotify_overflow (the kernel's event queue overflowed: every directory listed), inotify_error.",
+                "reason",
+            ),
             tail_checkpoint_lag_bytes: gauge(
                 &r,
                 "logferry_tail_checkpoint_lag_bytes",
@@ -449,6 +457,10 @@ impl Metrics {
                 &m.tail_files_refused,
                 RefusalReason::ALL.iter().map(|r| r.as_label()).collect(),
             ),
+            (
+                &m.tail_rescans,
+                RescanReason::ALL.iter().map(|r| r.as_label()).collect(),
+            ),
             (&m.kubernetes_watch_restarts, labels(WATCHED_RESOURCES)),
             (&m.kubernetes_api_errors, labels(KubeError::API_LABELS)),
             (
@@ -522,6 +534,7 @@ mod tests {
             .map(|k| k.as_label())
             .chain(LossReason::ALL.iter().map(|r| r.as_label()))
             .chain(RefusalReason::ALL.iter().map(|r| r.as_label()))
+            .chain(RescanReason::ALL.iter().map(|r| r.as_label()))
             .chain(PathOnlyReason::ALL.iter().map(|r| r.as_label()))
             .chain(KubeError::API_LABELS.iter().copied())
             .chain(WATCHED_RESOURCES.iter().copied())

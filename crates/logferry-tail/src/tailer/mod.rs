@@ -16,6 +16,7 @@
 //! | [`discovery`] | the [`Discovery`] trait with the kubelet and glob layouts, the inotify watch set, container ids |
 //! | [`confine`] | the log roots: opening files and directories only where their real path lies under them, refusals |
 //! | [`scan`] | listing directories and reacting to inotify: new, renamed and vanished files |
+//! | [`dircache`] | what each directory held when last listed: periodic rescans skip unchanged directories |
 //! | [`read`] | identifying files, reading, copytruncate, cutting batches, acknowledgements, release |
 //! | [`deleted`] | deleted and rotated-away files: the spool, `.gz` read-back, the held-open limits |
 //! | [`housekeeping`] | the timers: flush timeouts, the safety poll, the open-file limit, checkpoint saves |
@@ -28,6 +29,7 @@
 
 mod confine;
 mod deleted;
+mod dircache;
 mod discovery;
 mod housekeeping;
 mod notify;
@@ -45,6 +47,7 @@ use crate::events::TailEvents;
 use crate::reader::ReadBuffer;
 use crate::spool::Spool;
 use confine::{RefusalLog, Roots};
+use dircache::DirCache;
 use discovery::{ContainerIds, Discovery, Watcher};
 use inotify::Inotify;
 use logferry_core::{AckToken, DevIno, LogFormat, RecordBatch, SourceId};
@@ -195,6 +198,11 @@ struct Runner {
     initial_scan: bool,
     /// Inodes listed by the current full scan (checkpoint expiry).
     seen_in_scan: HashSet<DevIno>,
+    /// What each directory held when last listed (periodic rescans skip
+    /// unchanged ones).
+    dircache: DirCache,
+    /// Periodic rescans done so far (every `FULL_RESCAN_EVERY`th lists everything).
+    rescans: u32,
     /// Batches sent and not yet acknowledged.
     sent_unacked: usize,
     /// Reading waits for the full output channel (last reported to `events`).
@@ -302,6 +310,8 @@ impl Runner {
             next_source_id: 0,
             initial_scan: true,
             seen_in_scan: HashSet::new(),
+            dircache: DirCache::default(),
+            rescans: 0,
             sent_unacked: 0,
             paused: false,
             summary: TailSummary::default(),
@@ -465,7 +475,7 @@ impl Runner {
                     self.housekeeping(ticks % POLL_EVERY_TICKS == 0 && !stopped);
                 }
                 _ = ckpt.tick() => self.checkpoint_tick(),
-                _ = rescan.tick(), if !stopped && self.mode == RunMode::Follow => self.full_scan(),
+                _ = rescan.tick(), if !stopped && self.mode == RunMode::Follow => self.rescan(),
                 // More to read after a turn's budget: let the runtime run
                 // other tasks (signals, the admin server) first.
                 _ = tokio::task::yield_now(), if has_read_work => {}
@@ -501,6 +511,8 @@ impl Runner {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "inotify read failed; rescanning");
+                self.events
+                    .rescanned(crate::events::RescanReason::InotifyError);
                 self.full_scan();
             }
         }

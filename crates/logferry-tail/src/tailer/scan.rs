@@ -3,11 +3,12 @@
 //! files gone from their directory are checked for deletion.
 
 use super::confine::{EntryKind, OpenError};
+use super::dircache::{Listing, Stamp};
 use super::discovery::DirKind;
 use super::table::{FileState, Handle, Tracked};
 use super::Runner;
 use crate::config::RunMode;
-use crate::events::{RefusalReason, RotationKind};
+use crate::events::{RefusalReason, RescanReason, RotationKind};
 use crate::identity::dev_ino;
 use inotify::EventMask;
 use logferry_core::DevIno;
@@ -15,18 +16,41 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
+
+/// One periodic rescan in this many lists every directory, changed or not
+/// (with the default `rescan_interval` of 10 s: once every 5 minutes). The
+/// others list only the directories whose stamp changed.
+pub(super) const FULL_RESCAN_EVERY: u32 = 30;
 
 impl Runner {
     /// Lists every directory of the layout (watching each), then expires
-    /// checkpoints of files not seen for `checkpoint_retention`.
+    /// checkpoints of files not seen for `checkpoint_retention`: the scan at
+    /// start, after an inotify queue overflow or read error, and for
+    /// `/quitquitquit`.
     pub(super) fn full_scan(&mut self) {
+        self.scan_all(false);
+    }
+
+    /// The periodic rescan (every `rescan_interval`), the safety net for
+    /// missed inotify events: directories unchanged since they were last
+    /// listed are not listed again (see the `dircache` module), except on
+    /// every [`FULL_RESCAN_EVERY`]th rescan, which lists everything.
+    pub(super) fn rescan(&mut self) {
+        self.rescans = self.rescans.wrapping_add(1);
+        self.events.rescanned(RescanReason::Interval);
+        self.scan_all(self.rescans % FULL_RESCAN_EVERY != 0);
+    }
+
+    fn scan_all(&mut self, cached: bool) {
         self.seen_in_scan.clear();
-        self.container_ids.clear();
+        self.dircache.begin_scan();
         self.roots.refresh();
         for (dir, kind) in self.layout.roots() {
-            self.scan_dir(&dir, kind);
+            let mut visited = HashSet::new();
+            self.scan_dir_in(&dir, kind, &mut visited, cached);
         }
+        self.dircache.end_scan();
         let tracked: HashSet<DevIno> = self.table.keys().into_iter().collect();
         let seen = std::mem::take(&mut self.seen_in_scan);
         self.store.expire(
@@ -43,28 +67,73 @@ impl Runner {
     /// the `confine` module).
     pub(super) fn scan_dir(&mut self, dir: &Path, kind: DirKind) {
         let mut visited = HashSet::new();
-        self.scan_dir_in(dir, kind, &mut visited);
+        self.scan_dir_in(dir, kind, &mut visited, false);
     }
 
-    fn scan_dir_in(&mut self, dir: &Path, kind: DirKind, visited: &mut HashSet<DevIno>) {
+    /// With `cached`, a directory whose stamp has not changed since its last
+    /// listing is not listed: its remembered files count as seen and its
+    /// remembered subdirectories are visited (and checked the same way).
+    fn scan_dir_in(
+        &mut self,
+        dir: &Path,
+        kind: DirKind,
+        visited: &mut HashSet<DevIno>,
+        cached: bool,
+    ) {
+        // Taken before listing: a change made meanwhile moves the stamp.
+        let taken = SystemTime::now();
+        let stamp = Stamp::of(
+            dir,
+            self.roots.is_root(dir) || kind == DirKind::ContainersDir,
+        );
+        if cached {
+            if let Some(l) = stamp.and_then(|s| self.dircache.unchanged(dir, &s)) {
+                let children: Vec<PathBuf> = l.children.iter().map(|n| dir.join(n)).collect();
+                self.seen_in_scan.extend(l.files.iter().copied());
+                self.watcher.watch(dir, kind);
+                let key = stamp.expect("unchanged implies a stamp").key;
+                if kind == DirKind::ContainersDir || !visited.insert(key) {
+                    return;
+                }
+                if let Some(child) = kind.child() {
+                    for c in children {
+                        self.scan_dir_in(&c, child, visited, true);
+                    }
+                }
+                return;
+            }
+        }
+        let mut listing = Listing::default();
         if kind == DirKind::ContainersDir {
             self.watcher.watch(dir, kind);
+            // Rebuilt on every listing, so that ids of long-gone containers
+            // do not accumulate (open files keep theirs in their Source).
+            self.container_ids.clear();
             self.container_ids.learn_dir(dir);
+            if let Some(s) = stamp {
+                self.dircache.store(dir, s, taken, listing);
+            }
             return;
         }
         let opened = match self.roots.open_dir(dir) {
             Ok(d) => d,
             Err(OpenError::Refused(reason)) => {
+                self.dircache.forget(dir);
                 self.refusals.refuse(dir, reason, &*self.events);
                 return;
             }
-            Err(OpenError::Io(_)) => return,
+            Err(OpenError::Io(_)) => {
+                self.dircache.forget(dir);
+                return;
+            }
         };
-        if !visited.insert(opened.key) {
+        let dir_key = opened.key;
+        if !visited.insert(dir_key) {
             return; // listed already in this scan (a loop through a bind mount)
         }
         self.watcher.watch(dir, kind);
         let Ok(entries) = opened.entries(dir) else {
+            self.dircache.forget(dir);
             return;
         };
         match kind {
@@ -72,21 +141,33 @@ impl Runner {
             DirKind::PodsRoot | DirKind::PodDir => {
                 let child = kind.child().expect("pod directories have children");
                 for (name, entry) in entries {
-                    let path = dir.join(name);
+                    let path = dir.join(&name);
                     match entry {
-                        EntryKind::Dir => self.scan_dir_in(&path, child, visited),
-                        EntryKind::Symlink if is_dir(&path) => self.refusals.refuse(
-                            &path,
-                            RefusalReason::SymlinkedDirectory,
-                            &*self.events,
-                        ),
+                        EntryKind::Dir => {
+                            self.scan_dir_in(&path, child, visited, cached);
+                            listing.children.push(name);
+                        }
+                        EntryKind::Symlink => {
+                            listing.has_links = true;
+                            if is_dir(&path) {
+                                self.refusals.refuse(
+                                    &path,
+                                    RefusalReason::SymlinkedDirectory,
+                                    &*self.events,
+                                )
+                            }
+                        }
                         _ => {}
                     }
                 }
             }
             DirKind::ContainerDir | DirKind::Files(_) => {
-                self.scan_files_in(dir, kind, entries, visited)
+                self.scan_files_in(dir, kind, entries, visited, cached, &mut listing)
             }
+        }
+        match stamp {
+            Some(s) if s.key == dir_key => self.dircache.store(dir, s, taken, listing),
+            _ => self.dircache.forget(dir),
         }
     }
 
@@ -94,26 +175,31 @@ impl Runner {
     /// subdirectories scanned (files mode, down to the pattern's depth), and
     /// tracked files of `dir` that are no longer at their path are checked
     /// for rename / deletion. A symlink is followed to a file (whose real
-    /// path is checked when it is opened), never to a directory.
+    /// path is checked when it is opened), never to a directory. What was
+    /// found goes into `listing`.
     fn scan_files_in(
         &mut self,
         dir: &Path,
         kind: DirKind,
         entries: Vec<(OsString, EntryKind)>,
         visited: &mut HashSet<DevIno>,
+        cached: bool,
+        listing: &mut Listing,
     ) {
         let mut present = HashSet::new();
         let mut gz = Vec::new();
         for (name, entry) in entries {
-            let path = dir.join(name);
+            let path = dir.join(&name);
             match entry {
                 EntryKind::Dir => {
                     if let Some(child) = kind.child() {
-                        self.scan_dir_in(&path, child, visited);
+                        self.scan_dir_in(&path, child, visited, cached);
+                        listing.children.push(name);
                     }
                     continue;
                 }
-                EntryKind::File | EntryKind::Symlink | EntryKind::Other => {}
+                EntryKind::Symlink => listing.has_links = true,
+                EntryKind::File | EntryKind::Other => {}
             }
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
@@ -134,6 +220,7 @@ impl Runner {
             }
             let key = DevIno::new(meta.dev(), meta.ino());
             self.seen_in_scan.insert(key);
+            listing.files.push(key);
             if let Some(rotated) = self.layout.classify(&path) {
                 present.insert(path.clone());
                 self.consider(path, key, meta.len(), rotated);
@@ -256,7 +343,11 @@ impl Runner {
     /// One inotify event on a watched directory.
     pub(super) fn on_inotify(&mut self, wd: i32, mask: EventMask, name: Option<OsString>) {
         if mask.contains(EventMask::Q_OVERFLOW) {
-            tracing::warn!("inotify queue overflow; rescanning");
+            tracing::warn!(
+                "inotify queue overflow (more events than fs.inotify.max_queued_events waited); \
+                 listing every directory"
+            );
+            self.events.rescanned(RescanReason::InotifyOverflow);
             self.full_scan();
             return;
         }
@@ -311,8 +402,14 @@ fn is_dir(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::super::table::FileState;
-    use super::super::testutil::{kube_runner, write_log, LOG_A};
+    use super::super::testutil::{kube_runner, write_log, Recorder, LOG_A};
+    use super::super::Runner;
+    use super::FULL_RESCAN_EVERY;
     use crate::config::RunMode;
+    use inotify::EventMask;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
 
     #[test]
     fn a_scan_tracks_active_and_rotated_files_by_path() {
@@ -372,6 +469,92 @@ mod tests {
         assert_eq!(t.ident, key);
         assert_eq!(t.state, FileState::Deleted);
         assert_eq!(r.table.at_path(&dir.join("0.log")), None);
+    }
+
+    /// A runner whose directory listings are remembered at once (no racy
+    /// window), after a first full scan of `dir`'s tree.
+    fn cached_runner() -> (tempfile::TempDir, Runner, Arc<Recorder>, PathBuf) {
+        let (tmp, mut r, ev) = kube_runner(RunMode::Follow);
+        r.dircache.racy = Duration::ZERO;
+        let dir = write_log(tmp.path(), "0.log", LOG_A);
+        // Stamps taken after the last change, in a later timestamp tick.
+        std::thread::sleep(Duration::from_millis(50));
+        r.full_scan();
+        (tmp, r, ev, dir)
+    }
+
+    /// Issue 14, goal 3: the periodic rescan lists only directories whose
+    /// stamp moved (it listed all 2,000 pod and container directories of a
+    /// quiet node every 10 s).
+    #[test]
+    fn a_rescan_lists_only_the_directories_that_changed() {
+        let (tmp, mut r, ev, dir) = cached_runner();
+        let listed = r.dircache.stored;
+        assert_eq!(listed, 4, "links, pods root, pod, container");
+        r.rescan();
+        assert_eq!(r.dircache.stored, listed, "nothing changed: nothing listed");
+        assert_eq!(ev.count("rescan:interval"), 1);
+
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::write(dir.join("1.log"), LOG_A).unwrap();
+        r.rescan();
+        assert_eq!(
+            r.dircache.stored,
+            listed + 1,
+            "the container directory only"
+        );
+        assert!(r.table.at_path(&dir.join("1.log")).is_some(), "found");
+
+        // A new pod: the pods root is listed, and the new directories under it.
+        std::thread::sleep(Duration::from_millis(50));
+        let other = tmp
+            .path()
+            .join("pods/ns_other_0f0e0d0c-0000-4000-8000-000000000002/app");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("0.log"), LOG_A).unwrap();
+        r.rescan();
+        assert_eq!(r.dircache.stored, listed + 4);
+        assert!(r.table.at_path(&other.join("0.log")).is_some());
+        assert_eq!(r.table.len(), 3);
+    }
+
+    /// Files of skipped directories still count as seen: their checkpoints
+    /// are not expired, and a deletion (which moves the stamp) is noticed.
+    #[test]
+    fn a_skipped_directory_keeps_its_files_seen_and_a_deletion_is_noticed() {
+        let (_tmp, mut r, _ev, dir) = cached_runner();
+        std::fs::write(dir.join("0.log.20261122-120000.gz"), b"not gzip").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        r.full_scan();
+        r.rescan();
+        assert_eq!(r.gz_seen.len(), 1, "kept: its inode was seen");
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::remove_file(dir.join("0.log")).unwrap();
+        r.rescan();
+        assert_eq!(r.table.at_path(&dir.join("0.log")), None, "gone");
+    }
+
+    /// Every `FULL_RESCAN_EVERY`th periodic rescan lists every directory.
+    #[test]
+    fn every_thirtieth_rescan_lists_everything() {
+        let (_tmp, mut r, _ev, _dir) = cached_runner();
+        let listed = r.dircache.stored;
+        r.rescans = FULL_RESCAN_EVERY - 1;
+        r.rescan();
+        assert_eq!(r.dircache.stored, listed + 4);
+    }
+
+    /// Issue 14, goal 4: after an inotify queue overflow every directory is
+    /// listed, including those whose stamp seems unchanged, and counted.
+    #[test]
+    fn an_inotify_overflow_lists_every_directory_and_is_counted() {
+        let (_tmp, mut r, ev, dir) = cached_runner();
+        let listed = r.dircache.stored;
+        std::fs::write(dir.join("1.log"), LOG_A).unwrap();
+        r.on_inotify(-1, EventMask::Q_OVERFLOW, None);
+        assert_eq!(ev.count("rescan:inotify_overflow"), 1);
+        assert_eq!(r.dircache.stored, listed + 4, "every directory");
+        assert!(r.table.at_path(&dir.join("1.log")).is_some());
     }
 
     #[test]

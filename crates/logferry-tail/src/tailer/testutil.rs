@@ -4,7 +4,7 @@
 use super::Runner;
 use crate::checkpoint::CheckpointStore;
 use crate::config::{RunMode, TailConfig};
-use crate::events::{LossReason, RotationKind, StateFile, TailEvents};
+use crate::events::{LossReason, RescanReason, RotationKind, StateFile, TailEvents};
 use logferry_core::Source;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -58,6 +58,12 @@ impl TailEvents for Recorder {
     }
     fn state_write_failing(&self, file: StateFile, failing: bool) {
         self.failing.lock().unwrap().push((file, failing));
+    }
+    fn rescanned(&self, reason: RescanReason) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("rescan:{}", reason.as_label()));
     }
 }
 

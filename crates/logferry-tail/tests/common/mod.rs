@@ -6,7 +6,8 @@ pub use logferry_testkit::writer;
 
 use logferry_core::{Acker, Record, RecordBatch, Source};
 use logferry_tail::{
-    LossReason, RefusalReason, RotationKind, RunMode, TailConfig, TailEvents, TailSummary, Tailer,
+    LossReason, RefusalReason, RescanReason, RotationKind, RunMode, TailConfig, TailEvents,
+    TailSummary, Tailer,
 };
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +36,8 @@ pub struct CountingEvents {
     pub pauses: AtomicU64,
     /// Every `file_refused` report, in order.
     pub refused: Mutex<Vec<RefusalReason>>,
+    /// Every `rescanned` report, in order.
+    pub rescans: Mutex<Vec<RescanReason>>,
 }
 
 impl TailEvents for CountingEvents {
@@ -78,6 +81,9 @@ impl TailEvents for CountingEvents {
     }
     fn file_refused(&self, reason: RefusalReason) {
         self.refused.lock().push(reason);
+    }
+    fn rescanned(&self, reason: RescanReason) {
+        self.rescans.lock().push(reason);
     }
 }
 
