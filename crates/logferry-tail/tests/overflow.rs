@@ -26,7 +26,8 @@ async fn files_created_while_the_inotify_queue_overflowed_are_found_by_a_rescan(
         return;
     }
     let node = Node::new();
-    let mut config = node.config(); // rescan_interval: 1 h, so only an overflow rescans
+    // rescan_interval is 1 h: only an overflow rescans.
+    let mut config = node.config();
     // After the first change, reading (and with it the reading of inotify
     // events) waits this long: the events below pile up in the kernel's queue.
     config.read_coalesce = Duration::from_secs(10);
@@ -37,7 +38,8 @@ async fn files_created_while_the_inotify_queue_overflowed_are_found_by_a_rescan(
     noise.write_line("stdout", b"noise 0").unwrap();
     let run = Running::start(config, RunMode::Follow, 16);
     assert!(
-        run.wait_for(Duration::from_secs(60), |r| r.len() == 2).await,
+        run.wait_for(Duration::from_secs(60), |r| r.len() == 2)
+            .await,
         "files present at start: {:?}",
         run.messages()
     );
@@ -77,7 +79,8 @@ async fn files_created_while_the_inotify_queue_overflowed_are_found_by_a_rescan(
     expected.sort();
     let n = expected.len();
     assert!(
-        run.wait_for(Duration::from_secs(120), |r| r.len() >= n).await,
+        run.wait_for(Duration::from_secs(120), |r| r.len() >= n)
+            .await,
         "got {:?}",
         run.messages()
     );
