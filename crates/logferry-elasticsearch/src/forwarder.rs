@@ -89,6 +89,7 @@ impl Forwarder {
             events,
             retry: config.retry,
             compression: config.compression,
+            compression_level: config.compression_level,
             dead_letter_index,
             dead_letter_dir: config.dead_letter_dir.clone(),
             dead_letter_file: config.dead_letter_file,

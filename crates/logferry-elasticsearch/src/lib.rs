@@ -103,7 +103,7 @@ pub use client::build_client;
 pub use cloud::cloud_id_endpoint;
 pub use config::{
     Auth, BatchConfig, Compression, DeadLetterFileConfig, ElasticsearchConfig, RetryConfig,
-    TemplateOptions, TlsConfig,
+    TemplateOptions, TlsConfig, COMPRESSION_LEVELS,
 };
 pub use document::{AirflowOptions, DocumentEncoder, DocumentOptions};
 /// The `elasticsearch` crate, re-exported for users of [`build_client`].

@@ -84,7 +84,8 @@ pub(crate) async fn send(shared: &Shared, bulk: &Bulk) -> Sent {
         Compression::None => bulk.body.clone(),
         Compression::Gzip => {
             let raw = bulk.body.clone();
-            match tokio::task::spawn_blocking(move || gzip(&raw, 1)).await {
+            let level = shared.compression_level;
+            match tokio::task::spawn_blocking(move || gzip(&raw, level)).await {
                 Ok(Ok(gz)) => {
                     headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                     Bytes::from(gz)
@@ -273,7 +274,7 @@ mod tests {
                     .as_bytes(),
             );
         }
-        for level in 1..=9 {
+        for level in crate::config::COMPRESSION_LEVELS {
             let gz = gzip(&body, level).unwrap();
             assert_eq!(&gz[..2], [0x1f, 0x8b], "gzip magic, level {level}");
             assert!(gz.len() < body.len() / 5, "level {level}: {}", gz.len());

@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     pub(crate) events: Arc<dyn ForwarderEvents>,
     pub(crate) retry: RetryConfig,
     pub(crate) compression: Compression,
+    /// gzip level (1–9), checked by `ElasticsearchConfig::problems`.
+    pub(crate) compression_level: u32,
     pub(crate) dead_letter_index: String,
     pub(crate) dead_letter_dir: PathBuf,
     pub(crate) dead_letter_file: crate::config::DeadLetterFileConfig,

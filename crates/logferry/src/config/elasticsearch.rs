@@ -204,6 +204,14 @@ pub(super) fn read_elasticsearch(
                     &[("gzip", Compression::Gzip), ("none", Compression::None)],
                 )
                 .unwrap_or(d.compression),
+            // The range (1–9) is the forwarder's check (`problems()`), one message for 0 and 10.
+            compression_level: s
+                .get("compression_level", p, |v| {
+                    v.as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| format!("expected a gzip level from 1 to 9, got {v:?}"))
+                })
+                .unwrap_or(d.compression_level),
             retry: RetryConfig {
                 initial_backoff,
                 max_backoff,

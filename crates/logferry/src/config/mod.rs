@@ -420,6 +420,7 @@ elasticsearch:
   auth: {username: elastic, password_file: /run/secrets/pw}
   batch: {max_events: 500, max_bytes: 2MiB, timeout: 250ms}
   compression: none
+  compression_level: 4
   schema: fluentd
 source:
   lookback: P1D
@@ -438,6 +439,7 @@ filter: {min_level: info}
         assert_eq!(e.batch.max_bytes, 2 * 1024 * 1024);
         assert_eq!(e.batch.timeout, Duration::from_millis(250));
         assert_eq!(e.compression, Compression::None);
+        assert_eq!(e.compression_level, 4);
         assert_eq!(schema, Schema::Fluentd);
         assert_eq!(c.source.lookback, Some(Duration::from_secs(86_400)));
         assert!(c.source.multiline.is_some());
@@ -605,6 +607,20 @@ elasticsearch:
             Some("elasticsearch.batch.max_bytes"),
         ),
         ("  concurrency: 0", Some("elasticsearch.concurrency")),
+        ("  compression_level: 6", None),
+        ("  compression_level: 9", None),
+        (
+            "  compression_level: 0",
+            Some("elasticsearch.compression_level"),
+        ),
+        (
+            "  compression_level: 10",
+            Some("elasticsearch.compression_level"),
+        ),
+        (
+            "  compression_level: fast",
+            Some("elasticsearch.compression_level"),
+        ),
         // logferry-elasticsearch: the JSON-message option.
         ("json_message: {enabled: true}", None),
         (
