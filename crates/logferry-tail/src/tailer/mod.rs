@@ -394,8 +394,12 @@ impl Runner {
             if !stopped && self.outbox.is_empty() && read_due {
                 // The events that queued up in the kernel while reading
                 // waited, at once (one read(2) for all of them): every file
-                // written meanwhile is read in this round.
-                self.take_inotify(&mut notify);
+                // written meanwhile is read in this round. (Once listened to
+                // again, the select below takes what comes, without a
+                // read(2) per batch cut.)
+                if notify.as_ref().is_some_and(|n| !n.is_armed()) {
+                    self.take_inotify(&mut notify);
+                }
                 self.fill_outbox();
             }
             if !stopped
