@@ -50,6 +50,14 @@ fn truncate(s: &str, max: usize) -> String {
     s[..end].to_owned()
 }
 
+thread_local! {
+    /// One compressor per blocking thread, reset between bodies, so its state
+    /// (windows and hash chains, a few hundred KiB) is allocated once per
+    /// thread rather than once per request.
+    static GZIP: std::cell::RefCell<Option<(u32, flate2::Compress)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// gzip (RFC 1952) of a whole bulk body at `level`, compressed in one call
 /// straight into the returned buffer (no intermediate copy); the buffer starts
 /// at a quarter of the body, more than the usual ratio, and grows if needed.
@@ -57,17 +65,28 @@ fn truncate(s: &str, max: usize) -> String {
 /// The back-end is flate2's `zlib-rs` feature (crates/logferry-bench/README.md,
 /// "gzip", compares it with miniz_oxide and libdeflate on real bodies).
 fn gzip(body: &[u8], level: u32) -> Result<Vec<u8>, flate2::CompressError> {
-    let mut c = flate2::Compress::new_gzip(flate2::Compression::new(level), 15);
-    let mut out = Vec::with_capacity(body.len() / 4 + 64);
-    loop {
-        let read = usize::try_from(c.total_in()).unwrap_or(body.len());
-        match c.compress_vec(&body[read..], &mut out, flate2::FlushCompress::Finish)? {
-            flate2::Status::StreamEnd => return Ok(out),
-            flate2::Status::Ok | flate2::Status::BufError => {
-                out.reserve(out.capacity().max(4096));
+    GZIP.with_borrow_mut(|slot| {
+        let c = match slot {
+            Some((l, c)) if *l == level => {
+                c.reset();
+                c
+            }
+            _ => {
+                let fresh = flate2::Compress::new_gzip(flate2::Compression::new(level), 15);
+                &mut slot.insert((level, fresh)).1
+            }
+        };
+        let mut out = Vec::with_capacity(body.len() / 4 + 64);
+        loop {
+            let read = usize::try_from(c.total_in()).unwrap_or(body.len());
+            match c.compress_vec(&body[read..], &mut out, flate2::FlushCompress::Finish)? {
+                flate2::Status::StreamEnd => return Ok(out),
+                flate2::Status::Ok | flate2::Status::BufError => {
+                    out.reserve(out.capacity().max(4096));
+                }
             }
         }
-    }
+    })
 }
 
 /// One bulk HTTP request.
@@ -274,7 +293,8 @@ mod tests {
                     .as_bytes(),
             );
         }
-        for level in crate::config::COMPRESSION_LEVELS {
+        // Twice per level: the second body goes through the thread's reset compressor.
+        for level in crate::config::COMPRESSION_LEVELS.flat_map(|l| [l, l]) {
             let gz = gzip(&body, level).unwrap();
             assert_eq!(&gz[..2], [0x1f, 0x8b], "gzip magic, level {level}");
             assert!(gz.len() < body.len() / 5, "level {level}: {}", gz.len());
