@@ -286,10 +286,13 @@ impl CheckpointStore {
     /// seen at `path`); marks the store dirty if it changed.
     pub fn set(&mut self, id: FileId, offset: u64, path: &Path) {
         let k = id;
-        self.missing_since.remove(&k);
+        if !self.missing_since.is_empty() {
+            self.missing_since.remove(&k);
+        }
         match self.entries.get_mut(&k) {
             Some(e) if e.offset == offset => {
-                if e.path != path {
+                // Bytes, not components: called for every file every second.
+                if e.path.as_os_str() != path.as_os_str() {
                     e.path = path.to_owned();
                     self.dirty = true;
                 }

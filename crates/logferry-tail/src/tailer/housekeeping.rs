@@ -108,34 +108,11 @@ impl Runner {
     /// every [`IDLE_POLL_EVERY`]th time) and the open-file limit.
     pub(super) fn housekeeping(&mut self, poll: bool) {
         let now = Instant::now();
-        let timeout = self.cfg.partial_flush_timeout;
-        let mut flushes = Vec::new();
-        for t in self.table.values_mut() {
-            if let Handle::Reading(r) = &mut t.handle {
-                // Only a quiet file's assembly is flushed: while reading waits
-                // (backpressure) with bytes still unread, its continuation is
-                // most likely among them.
-                if r.decoder
-                    .joiner()
-                    .next_deadline(timeout)
-                    .is_some_and(|d| d <= now)
-                    && r.file()
-                        .metadata()
-                        .map_or(true, |m| m.len() <= r.read_pos())
-                {
-                    let mut records = Vec::new();
-                    r.decoder.joiner().flush_idle(now, timeout, &mut records);
-                    if !records.is_empty() {
-                        let resume = r.resume_point();
-                        flushes.push((t.key, records, resume));
-                    }
-                }
-            }
+        if self.flush.due(self.summary.bytes, now) {
+            self.flush_timeouts(now);
         }
-        for (key, records, resume) in flushes {
-            self.summary.records += records.len() as u64;
-            self.events.records_read(records.len() as u64);
-            self.emit(key, records, resume);
+        if !poll {
+            return;
         }
         if !poll {
             return;
@@ -229,6 +206,46 @@ impl Runner {
         self.retry_spool();
         let (open, deleted) = self.table.open_count();
         self.events.files_open(open, deleted);
+    }
+
+    /// Emits the assemblies (CRI `P` chunks, held multiline records) whose
+    /// flush timeout passed, of files read to their end, and notes when the
+    /// next one is due.
+    fn flush_timeouts(&mut self, now: Instant) {
+        let timeout = self.cfg.partial_flush_timeout;
+        let mut flushes = Vec::new();
+        let mut earliest: Option<Instant> = None;
+        for t in self.table.values_mut() {
+            if let Handle::Reading(r) = &mut t.handle {
+                let Some(due) = r.decoder.joiner().next_deadline(timeout) else {
+                    continue;
+                };
+                // Only a quiet file's assembly is flushed: while reading waits
+                // (backpressure) with bytes still unread, its continuation is
+                // most likely among them.
+                if due <= now
+                    && r.file()
+                        .metadata()
+                        .map_or(true, |m| m.len() <= r.read_pos())
+                {
+                    let mut records = Vec::new();
+                    r.decoder.joiner().flush_idle(now, timeout, &mut records);
+                    if !records.is_empty() {
+                        let resume = r.resume_point();
+                        flushes.push((t.key, records, resume));
+                    }
+                }
+                if let Some(d) = r.decoder.joiner().next_deadline(timeout) {
+                    earliest = Some(earliest.map_or(d, |e| e.min(d)));
+                }
+            }
+        }
+        self.flush.earliest = earliest;
+        for (key, records, resume) in flushes {
+            self.summary.records += records.len() as u64;
+            self.events.records_read(records.len() as u64);
+            self.emit(key, records, resume);
+        }
     }
 
     /// The checkpoint interval: writes changed checkpoints. A failed write
