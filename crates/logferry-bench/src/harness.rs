@@ -230,6 +230,8 @@ pub struct LogferryConfig {
     pub index: String,
     /// Bulk bodies gzip-compressed.
     pub gzip: bool,
+    /// `elasticsearch.compression_level` when set (else logferry's default).
+    pub gzip_level: Option<u32>,
     /// Admin server port.
     pub admin_port: u16,
 }
@@ -242,13 +244,17 @@ impl LogferryConfig {
              data_dir: {data}\n\
              source:\n  mode: kubernetes\n  pods_dir: {tree}/var/log/pods\n  containers_dir: {tree}/var/log/containers\n  read_from: beginning\n  lookback: null\n\
              kubernetes:\n  enabled: false\n\
-             elasticsearch:\n  endpoints: [\"{endpoint}\"]\n  index: \"{index}\"\n  compression: {compression}\n  install_template: false\n\
+             elasticsearch:\n  endpoints: [\"{endpoint}\"]\n  index: \"{index}\"\n  compression: {compression}\n{level}  install_template: false\n\
              server:\n  listen: 127.0.0.1:{port}\n  quitquitquit: true\n",
             data = self.data_dir.display(),
             tree = self.tree.display(),
             endpoint = self.endpoint,
             index = self.index,
             compression = if self.gzip { "gzip" } else { "none" },
+            level = self
+                .gzip_level
+                .map(|l| format!("  compression_level: {l}\n"))
+                .unwrap_or_default(),
             port = self.admin_port,
         )
     }

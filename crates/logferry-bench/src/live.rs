@@ -568,6 +568,7 @@ pub async fn run(
         endpoint: proxy,
         index: INDEX.into(),
         gzip: false,
+        gzip_level: None,
         admin_port: harness::free_port()?,
     };
     let logferry = Logferry::start(&bins.logferry, &config, false, &scratch)?;

@@ -189,6 +189,9 @@ enum Command {
         /// gzip the bulk bodies.
         #[arg(long)]
         gzip: bool,
+        /// `elasticsearch.compression_level` (1-9; implies --gzip; default: logferry's).
+        #[arg(long)]
+        gzip_level: Option<u32>,
         #[command(flatten)]
         common: Common,
     },
@@ -346,8 +349,15 @@ async fn main() -> Result<()> {
                 )?;
             }
         }
-        Command::Throughput { tree, gzip, common } => {
-            let r = throughput::run(&common.binaries()?, &tree, gzip, &common.work).await?;
+        Command::Throughput {
+            tree,
+            gzip,
+            gzip_level,
+            common,
+        } => {
+            let gzip = gzip || gzip_level.is_some();
+            let r = throughput::run_at(&common.binaries()?, &tree, gzip, gzip_level, &common.work)
+                .await?;
             emit(r.table(), &r, common.json_out.as_deref())?;
         }
         Command::Compress {

@@ -19,6 +19,9 @@ pub struct ThroughputResult {
     pub shape: String,
     /// Bulk bodies gzip-compressed.
     pub gzip: bool,
+    /// `elasticsearch.compression_level` set for the run (`None`: logferry's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gzip_level: Option<u32>,
     /// Files in the tree.
     pub files: usize,
     /// Logical lines in the tree (documents expected).
@@ -63,7 +66,11 @@ impl ThroughputResult {
         let mut t = Table::new(format!(
             "throughput: {} files, gzip {}",
             self.files,
-            if self.gzip { "on" } else { "off" }
+            match (self.gzip, self.gzip_level) {
+                (false, _) => "off".to_owned(),
+                (true, None) => "on".to_owned(),
+                (true, Some(l)) => format!("on, level {l}"),
+            }
         ));
         t.row("records (expected documents)", self.records.to_string());
         t.row("source bytes", format!("{:.1} MB", self.source_mb));
@@ -111,6 +118,20 @@ pub async fn run(
     gzip: bool,
     work: &Path,
 ) -> Result<ThroughputResult> {
+    run_at(bins, tree, gzip, None, work).await
+}
+
+/// [`run`] with `elasticsearch.compression_level` set to `gzip_level` when given.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_at(
+    bins: &Binaries,
+    tree: &Path,
+    gzip: bool,
+    gzip_level: Option<u32>,
+    work: &Path,
+) -> Result<ThroughputResult> {
     let expected = Expected::load(tree)?;
     let tree = tree.canonicalize()?;
     let scratch = harness::fresh_dir(
@@ -129,6 +150,7 @@ pub async fn run(
         endpoint: double.url.clone(),
         index: INDEX.into(),
         gzip,
+        gzip_level,
         admin_port: harness::free_port()?,
     };
     let double_cpu_before = double.cpu()?;
@@ -180,6 +202,7 @@ pub async fn run(
         mode: "throughput",
         shape: expected.shape.name().into(),
         gzip,
+        gzip_level,
         files: expected.files.len(),
         records: expected.records,
         source_mb: round(source_mb, 1),

@@ -160,11 +160,11 @@ pub struct ElasticsearchConfig {
     pub concurrency: usize,
     /// Body compression.
     pub compression: Compression,
-    /// gzip level, in [`COMPRESSION_LEVELS`] (default 1). On bulk bodies of
-    /// the benchmark's log mix, level 1 compresses about 520 MB of body per
-    /// CPU-second to 22 % of its size, level 4 about 240 MB/s to 15 %, level 6
-    /// about 195 MB/s to 14 % (crates/logferry-bench/README.md, "gzip").
-    /// Ignored with [`Compression::None`].
+    /// gzip level, in [`COMPRESSION_LEVELS`] (default 1). In the benchmark's
+    /// 50-file run, level 1 sends 13 % of the bulk body, level 3 10 % for
+    /// +36 % of logferry's CPU, level 6 9 % for +63 %
+    /// (crates/logferry-bench/README.md, "gzip"). Ignored with
+    /// [`Compression::None`].
     pub compression_level: u32,
     /// Retry backoff.
     pub retry: RetryConfig,
