@@ -38,6 +38,10 @@ pub enum Shape {
     #[value(name = "1000x")]
     #[serde(rename = "1000x")]
     Files1000,
+    /// 2,500 container log files (the `scale` mode adds rotated siblings: 10,000 files).
+    #[value(name = "2500x")]
+    #[serde(rename = "2500x")]
+    Files2500,
 }
 
 impl Shape {
@@ -46,6 +50,7 @@ impl Shape {
         match self {
             Shape::Files50 => 50,
             Shape::Files1000 => 1000,
+            Shape::Files2500 => 2500,
         }
     }
 
@@ -54,6 +59,7 @@ impl Shape {
         match self {
             Shape::Files50 => "50x",
             Shape::Files1000 => "1000x",
+            Shape::Files2500 => "2500x",
         }
     }
 }

@@ -18,6 +18,7 @@ mod live;
 mod nats;
 mod procstat;
 mod report;
+mod scale;
 mod throughput;
 
 use anyhow::{Context, Result};
@@ -226,6 +227,32 @@ enum Command {
         #[arg(long)]
         json_out: Option<PathBuf>,
     },
+    /// issue 14, goal 4: 10,000 files (2,500 containers, each with a rotated file and two
+    /// gzipped ones): catch-up MB per CPU-second, peak RSS, discovery delay of new files.
+    Scale {
+        /// Logical lines over the plain files.
+        #[arg(long, default_value_t = 500_000)]
+        lines: u64,
+        /// New files created one at a time while logferry runs.
+        #[arg(long, default_value_t = 20)]
+        probes: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// issue 14, goal 4: a Job fan-out, pods created within a few seconds; every line once?
+    Fanout {
+        /// Pods created.
+        #[arg(long, default_value_t = 2000)]
+        pods: usize,
+        /// Lines per pod.
+        #[arg(long, default_value_t = 5)]
+        lines_per_pod: usize,
+        /// Creation spread over this many seconds (0: as fast as possible).
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        #[command(flatten)]
+        common: Common,
+    },
     /// The double alone with pre-encoded bulk bodies: its ceiling in docs/s and MB/s.
     EsCeiling {
         #[command(flatten)]
@@ -385,6 +412,38 @@ async fn main() -> Result<()> {
                 &common.binaries()?,
                 &common.corpus,
                 Duration::from_secs(seconds),
+                &common.work,
+            )
+            .await?;
+            emit(r.table(), &r, common.json_out.as_deref())?;
+        }
+        Command::Scale {
+            lines,
+            probes,
+            common,
+        } => {
+            let r = scale::run_scale(
+                &common.binaries()?,
+                &common.corpus,
+                &scale::ScaleOptions { lines, probes },
+                &common.work,
+            )
+            .await?;
+            emit(r.table(), &r, common.json_out.as_deref())?;
+        }
+        Command::Fanout {
+            pods,
+            lines_per_pod,
+            seconds,
+            common,
+        } => {
+            let r = scale::run_fanout(
+                &common.binaries()?,
+                &scale::FanoutOptions {
+                    pods,
+                    lines_per_pod,
+                    seconds,
+                },
                 &common.work,
             )
             .await?;
