@@ -368,6 +368,7 @@ pub async fn run_scale(
         endpoint: double.url.clone(),
         index: INDEX.into(),
         gzip: false,
+        gzip_level: None,
         admin_port: harness::free_port()?,
     };
     let logferry = Logferry::start(&bins.logferry, &config, false, &scratch)?;
@@ -548,6 +549,7 @@ pub async fn run_fanout(
         endpoint: double.url.clone(),
         index: INDEX.into(),
         gzip: false,
+        gzip_level: None,
         admin_port: harness::free_port()?,
     };
     let logferry = Logferry::start(&bins.logferry, &config, false, &scratch)?;
