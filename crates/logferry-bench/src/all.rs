@@ -1,7 +1,7 @@
 //! `all`: every measuring mode, repeated, with the min / median / max of each run's headline
 //! figure; writes `results/latest.json`.
 
-use crate::{ceiling, generate, harness, idle, live, report, throughput};
+use crate::{ceiling, generate, harness, idle, live, report, scale, throughput};
 use anyhow::Result;
 use serde::Serialize;
 use std::future::Future;
@@ -18,6 +18,8 @@ pub struct Plan {
     pub live: [live::LiveOptions; 2],
     /// Documents, bulk size and bulk requests in flight of `es-ceiling`.
     pub ceiling: (u64, usize, usize),
+    /// issue 14's 10,000-file catch-up and Job fan-out.
+    pub scale: (scale::ScaleOptions, scale::FanoutOptions),
     /// How many times each mode runs.
     pub repeat: usize,
 }
@@ -54,36 +56,46 @@ pub struct Headline {
     pub max: f64,
 }
 
-/// The figure that tells how a run did, by mode.
-fn headline_figure(mode: &str) -> &'static str {
+/// The figures that tell how a run did, by mode.
+fn headline_figures(mode: &str) -> &'static [&'static str] {
     match mode {
-        "throughput" => "mb_per_cpu_second",
-        "idle" => "window_cpu_seconds",
-        "live" => "cpu_us_per_line",
-        "es-ceiling" => "docs_per_second",
-        _ => "cpu_seconds",
+        "throughput" => &["mb_per_cpu_second", "peak_rss_mib"],
+        "idle" => &["window_cpu_seconds"],
+        "live" => &["cpu_us_per_line", "delay_p50_ms", "delay_p99_ms"],
+        "es-ceiling" => &["docs_per_second"],
+        "scale" => &[
+            "mb_per_cpu_second",
+            "peak_rss_mib",
+            "probe_window_cpu_seconds",
+        ],
+        "fanout" => &["all_stored_seconds", "missing", "duplicates"],
+        _ => &["cpu_seconds"],
     }
 }
 
-/// Groups `runs` by `name` (first-seen order) and summarises each group's headline figure.
+/// Groups `runs` by `name` (first-seen order) and summarises each group's headline figures.
 pub fn summarise(runs: &[serde_json::Value]) -> Vec<Headline> {
     let mut out: Vec<Headline> = Vec::new();
     for r in runs {
-        let name = r["name"].as_str().unwrap_or("?").to_string();
-        let figure = headline_figure(r["mode"].as_str().unwrap_or(""));
-        let Some(v) = r[figure].as_f64() else {
-            continue;
-        };
-        match out.iter_mut().find(|h| h.name == name) {
-            Some(h) => h.values.push(v),
-            None => out.push(Headline {
-                name,
-                figure,
-                values: vec![v],
-                min: 0.0,
-                median: 0.0,
-                max: 0.0,
-            }),
+        let name = r["name"].as_str().unwrap_or("?");
+        for &figure in headline_figures(r["mode"].as_str().unwrap_or("")) {
+            let Some(v) = r[figure].as_f64() else {
+                continue;
+            };
+            match out
+                .iter_mut()
+                .find(|h| h.name == name && h.figure == figure)
+            {
+                Some(h) => h.values.push(v),
+                None => out.push(Headline {
+                    name: name.to_string(),
+                    figure,
+                    values: vec![v],
+                    min: 0.0,
+                    median: 0.0,
+                    max: 0.0,
+                }),
+            }
         }
     }
     for h in &mut out {
@@ -175,6 +187,16 @@ pub async fn run(
             Ok((r.table(), serde_json::to_value(&r)?))
         })
         .await;
+        record(&mut runs, &mut errors, "scale 10,000 files".into(), async {
+            let r = scale::run_scale(bins, corpus, &plan.scale.0, work).await?;
+            Ok((r.table(), serde_json::to_value(&r)?))
+        })
+        .await;
+        record(&mut runs, &mut errors, "fanout".into(), async {
+            let r = scale::run_fanout(bins, &plan.scale.1, work).await?;
+            Ok((r.table(), serde_json::to_value(&r)?))
+        })
+        .await;
         for (opts, name) in plan.live.iter().zip(["live 5 MB/s", "live runtime"]) {
             record(&mut runs, &mut errors, name.into(), async {
                 let r = live::run(bins, corpus, opts, work).await?;
@@ -220,7 +242,7 @@ mod tests {
     #[test]
     fn summary_gives_min_median_max_per_name_in_first_seen_order() {
         let runs = [
-            json!({"name": "a", "mode": "throughput", "mb_per_cpu_second": 3.0}),
+            json!({"name": "a", "mode": "throughput", "mb_per_cpu_second": 3.0, "peak_rss_mib": 40.0}),
             json!({"name": "b", "mode": "idle", "window_cpu_seconds": 0.5}),
             json!({"name": "a", "mode": "throughput", "mb_per_cpu_second": 1.0}),
             json!({"name": "a", "mode": "throughput", "mb_per_cpu_second": 2.0}),
@@ -228,12 +250,14 @@ mod tests {
             json!({"name": "c", "mode": "live"}),
         ];
         let s = summarise(&runs);
-        assert_eq!(s.len(), 2, "a run without its figure is left out: {s:?}");
+        assert_eq!(s.len(), 3, "a run without its figure is left out: {s:?}");
         assert_eq!(s[0].name, "a");
         assert_eq!(s[0].figure, "mb_per_cpu_second");
         assert_eq!((s[0].min, s[0].median, s[0].max), (1.0, 2.0, 3.0));
         assert_eq!(s[0].values, vec![3.0, 1.0, 2.0]);
-        assert_eq!((s[1].min, s[1].median, s[1].max), (0.1, 0.3, 0.5));
+        assert_eq!((s[1].name.as_str(), s[1].figure), ("a", "peak_rss_mib"));
+        assert_eq!(s[1].values, vec![40.0], "only the run that has it");
+        assert_eq!((s[2].min, s[2].median, s[2].max), (0.1, 0.3, 0.5));
         let text = table(&s).render();
         assert!(
             text.contains("| a (mb_per_cpu_second) | 1.0 / 2.0 / 3.0 (n = 3) |"),

@@ -264,7 +264,8 @@ enum Command {
         common: Common,
     },
     /// Everything, `--repeat` times: es-ceiling, throughput (50x gzip off/on, 1000x gzip off),
-    /// idle, live (the flags' shape and the `runtime` shape); writes
+    /// idle, scale (500,000 lines, 10 probes), fanout (2,000 pods in 5 s), live (the flags'
+    /// shape and the `runtime` shape); writes
     /// crates/logferry-bench/results/latest.json (or --json-out) with min / median / max.
     All {
         /// Logical lines per generated tree.
@@ -479,6 +480,17 @@ async fn main() -> Result<()> {
                 idle: Duration::from_secs(idle_seconds),
                 live: [live.options(), LiveShape::Runtime.options(live.seconds)],
                 ceiling: (ceiling.docs, ceiling.batch, ceiling.concurrency),
+                scale: (
+                    scale::ScaleOptions {
+                        lines: 500_000,
+                        probes: 10,
+                    },
+                    scale::FanoutOptions {
+                        pods: 2000,
+                        lines_per_pod: 5,
+                        seconds: 5.0,
+                    },
+                ),
                 repeat: repeat.max(1),
             };
             let c = common.clone();

@@ -21,8 +21,12 @@ use std::time::{Duration, Instant};
 /// [`IDLE_POLL_EVERY`] polls: inotify's `IN_MODIFY` is what reads it, the poll
 /// is a safety net, and 1,000 quiet files should cost next to nothing.
 const IDLE_POLL_AFTER: Duration = Duration::from_secs(10);
-/// See [`IDLE_POLL_AFTER`]: one poll in this many (polls run once a second).
-const IDLE_POLL_EVERY: u32 = 5;
+/// See [`IDLE_POLL_AFTER`]: one poll in this many (polls run once a second),
+/// so a quiet file is `fstat`ed every 30 s. inotify misses nothing short of
+/// a queue overflow, which rescans and compares every file's size at once;
+/// the poll is the net under that net (Fluent Bit's `refresh_interval`
+/// default is 60 s). 1,000 quiet files: 33 `fstat`s a second, not 200.
+const IDLE_POLL_EVERY: u32 = 30;
 
 impl Runner {
     /// Closes idle, fully read, active files while more than `max_open_files` are open.
@@ -103,16 +107,14 @@ impl Runner {
             .saturating_add(64 * 1024)
     }
 
-    /// The 200 ms tick: flush timeouts of quiet files' assemblies; with
+    /// Housekeeping (every 200 ms while an assembly may be waiting, else once
+    /// a second): flush timeouts of quiet files' assemblies; with
     /// `poll`, the safety poll (`fstat` of the open files, idle ones only
     /// every [`IDLE_POLL_EVERY`]th time) and the open-file limit.
     pub(super) fn housekeeping(&mut self, poll: bool) {
         let now = Instant::now();
         if self.flush.due(self.summary.bytes, now) {
             self.flush_timeouts(now);
-        }
-        if !poll {
-            return;
         }
         if !poll {
             return;
@@ -287,18 +289,23 @@ impl Runner {
     /// # Errors
     /// [`Error::CheckpointWrite`] when the file cannot be written.
     pub(super) fn save_checkpoints(&mut self, force: bool) -> Result<(), Error> {
-        let mut lag = 0u64;
-        for t in self.table.values() {
-            let (Some(src), Some(cp)) = (&t.source, t.tracker.checkpoint()) else {
-                continue;
-            };
-            self.store.set(src.file, cp, &t.path);
-            let size = match &t.handle {
-                Handle::Reading(r) => r.read_pos().max(t.size_hint),
-                _ => t.size_hint,
-            };
-            lag += size.saturating_sub(cp);
+        let seen = (self.ckpt_events, self.summary.files, self.table.len());
+        if self.ckpt_pass.due(seen, Instant::now()) || force {
+            let mut lag = 0u64;
+            for t in self.table.values() {
+                let (Some(src), Some(cp)) = (&t.source, t.tracker.checkpoint()) else {
+                    continue;
+                };
+                self.store.set(src.file, cp, &t.path);
+                let size = match &t.handle {
+                    Handle::Reading(r) => r.read_pos().max(t.size_hint),
+                    _ => t.size_hint,
+                };
+                lag += size.saturating_sub(cp);
+            }
+            self.ckpt_pass.lag = lag;
         }
+        let lag = self.ckpt_pass.lag;
         if self.store.is_dirty() || force {
             let saved = self.store.save(force);
             self.events

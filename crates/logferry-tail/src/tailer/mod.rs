@@ -2,10 +2,10 @@
 //!
 //! One task owns every file's state (no locks): a [`Runner`] built by
 //! [`Tailer::run`]. It reacts to inotify events (new files within
-//! milliseconds, `IN_MODIFY` for reading), acknowledgements, a 200 ms
-//! housekeeping tick (partial/multiline flush timeouts; every fifth tick an
-//! `fstat` of each open file as a safety net), the checkpoint interval and
-//! the rescan interval.
+//! milliseconds, `IN_MODIFY` for reading), acknowledgements, housekeeping
+//! (partial/multiline flush timeouts every 200 ms while an assembly may be
+//! waiting; once a second an `fstat` of open files as a safety net), the
+//! checkpoint interval and the rescan interval.
 //!
 //! The rooms, along the seams of Vector's `file-source`:
 //!
@@ -60,8 +60,10 @@ use table::FileTable;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// How often flush timeouts are looked at while an assembly may be waiting.
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
-const POLL_EVERY_TICKS: u32 = 5;
+/// How often the safety poll runs (and, on a quiet node, the only housekeeping).
+const POLL: Duration = Duration::from_secs(1);
 /// Without inotify, new files are found by full rescans at least this often.
 const POLLING_RESCAN: Duration = Duration::from_secs(2);
 
@@ -218,6 +220,12 @@ struct Runner {
     adopted: Vec<table::Held>,
     /// When checkpoints are written again after a failed write.
     ckpt_backoff: Backoff,
+    /// What the last pass over the files for checkpoints saw (see
+    /// `save_checkpoints`).
+    ckpt_pass: CheckpointPass,
+    /// Acknowledgements received and renames seen: a checkpoint entry may
+    /// have moved.
+    ckpt_events: u64,
     /// Deleted files held open because spooling them failed (`true`: a
     /// write error) or found no room above `spool_min_free` (`false`).
     unspooled: HashMap<DevIno, bool>,
@@ -286,11 +294,48 @@ struct FlushCheck {
 }
 
 impl FlushCheck {
+    /// Whether a look may find something: bytes were read since the last
+    /// one, or it saw an assembly waiting for its deadline.
+    fn pending(&self, bytes: u64) -> bool {
+        bytes != self.bytes || self.earliest.is_some()
+    }
+
     /// Whether to look now, with `bytes` read so far; notes them as seen.
     fn due(&mut self, bytes: u64, now: std::time::Instant) -> bool {
         let due = bytes != self.bytes || self.earliest.is_some_and(|d| d <= now);
         self.bytes = bytes;
         due
+    }
+}
+
+/// When the checkpoint save passes over every file. An entry moves only
+/// with an acknowledgement or a rename, begins when a file is identified,
+/// and a file comes or goes with the table's size; a quiet node's save
+/// (1,000 files, once a second) skips the pass while none of these
+/// changed, and passes at least every 10 s anyway.
+#[derive(Debug, Default)]
+struct CheckpointPass {
+    /// Acknowledgements and renames, files identified, and table size at
+    /// the last pass.
+    seen: (u64, usize, usize),
+    /// When the next pass is due regardless.
+    due: Option<std::time::Instant>,
+    /// Bytes read but not yet acknowledged, from the last pass.
+    lag: u64,
+}
+
+impl CheckpointPass {
+    /// Every 10 s at least.
+    const EVERY: Duration = Duration::from_secs(10);
+
+    /// Whether to pass now; notes what it saw when so.
+    fn due(&mut self, seen: (u64, usize, usize), now: std::time::Instant) -> bool {
+        if seen == self.seen && self.due.is_some_and(|d| now < d) {
+            return false;
+        }
+        self.seen = seen;
+        self.due = Some(now + Self::EVERY);
+        true
     }
 }
 
@@ -343,6 +388,8 @@ impl Runner {
             flush: Default::default(),
             adopted: Vec::new(),
             ckpt_backoff: Backoff::default(),
+            ckpt_pass: CheckpointPass::default(),
+            ckpt_events: 0,
             unspooled: HashMap::new(),
             spool_backoff: Backoff::default(),
             spool_failing: false,
@@ -390,9 +437,15 @@ impl Runner {
         let mut out = Some(out);
         let mut acks_open = true;
         let mut stopped = false;
-        let mut house = tokio::time::interval(HOUSEKEEPING);
-        house.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut ckpt = tokio::time::interval(self.cfg.checkpoint_interval);
+        // Housekeeping runs every 200 ms only while a flush timeout may be
+        // due, otherwise with the once-a-second poll: a quiet node wakes
+        // once a second for it, not five times. The checkpoint tick starts
+        // at the same instant, so with the default 1 s interval both fire
+        // in one wake-up.
+        let start = tokio::time::Instant::now();
+        let mut poll_at = start + POLL;
+        let mut last_house = start;
+        let mut ckpt = tokio::time::interval_at(start, self.cfg.checkpoint_interval);
         ckpt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rescan = tokio::time::interval(if self.polling {
             self.cfg.rescan_interval.min(POLLING_RESCAN)
@@ -401,7 +454,6 @@ impl Runner {
         });
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         rescan.tick().await;
-        let mut ticks: u32 = 0;
         // When reading is due (see `read_coalesce`): unset while no file is queued.
         let mut read_at: Option<tokio::time::Instant> = None;
         loop {
@@ -446,6 +498,11 @@ impl Runner {
             let has_read_work =
                 !stopped && self.outbox.is_empty() && !self.table.queues_empty() && read_due;
             let read_wait = tokio::time::sleep_until(read_at.unwrap_or(now));
+            let house_wait = tokio::time::sleep_until(if self.flush.pending(self.summary.bytes) {
+                last_house + HOUSEKEEPING
+            } else {
+                poll_at
+            });
             let can_send = !stopped && !self.outbox.is_empty();
             // Backpressure: batches wait and the channel has no room, so
             // nothing is read until the pipeline takes one.
@@ -499,9 +556,14 @@ impl Runner {
                     Err(e) => self.lose_inotify(&mut notify, &e),
                 },
                 _ = read_wait, if !stopped && read_at.is_some() && !read_due => {}
-                _ = house.tick() => {
-                    ticks = ticks.wrapping_add(1);
-                    self.housekeeping(ticks % POLL_EVERY_TICKS == 0 && !stopped);
+                _ = house_wait => {
+                    let now = tokio::time::Instant::now();
+                    let poll = now >= poll_at;
+                    if poll {
+                        poll_at = now + POLL;
+                    }
+                    last_house = now;
+                    self.housekeeping(poll && !stopped);
                 }
                 _ = ckpt.tick() => self.checkpoint_tick(),
                 _ = rescan.tick(), if !stopped && self.mode == RunMode::Follow => self.rescan(),
@@ -616,6 +678,38 @@ mod tests {
         f.earliest = Some(now + Duration::from_secs(5));
         assert!(!f.due(100, now + Duration::from_secs(1)));
         assert!(f.due(100, now + Duration::from_secs(5)), "deadline came");
+    }
+
+    /// Issue 14, goal 3: the checkpoint save passes over the files only when
+    /// an acknowledgement came or the table changed, and every 10 s anyway.
+    #[test]
+    fn checkpoint_passes_follow_acknowledgements_and_the_table() {
+        let now = std::time::Instant::now();
+        let mut p = super::CheckpointPass::default();
+        assert!(p.due((0, 0, 10), now), "the first");
+        assert!(!p.due((0, 0, 10), now), "nothing changed");
+        assert!(p.due((1, 0, 10), now), "an acknowledgement or a rename");
+        assert!(p.due((1, 1, 10), now), "a file identified");
+        assert!(p.due((1, 1, 11), now), "a file came");
+        assert!(!p.due((1, 1, 11), now + Duration::from_secs(9)));
+        assert!(
+            p.due((1, 1, 11), now + Duration::from_secs(10)),
+            "10 s passed"
+        );
+    }
+
+    /// Issue 14, goal 3: housekeeping runs every 200 ms only while a look
+    /// may find something; a quiet node waits for the 1 s poll.
+    #[test]
+    fn flush_checks_are_pending_only_after_reads_or_with_an_assembly_waiting() {
+        let now = std::time::Instant::now();
+        let mut f = super::FlushCheck::default();
+        assert!(!f.pending(0), "quiet");
+        assert!(f.pending(10), "bytes read since the last look");
+        f.due(10, now);
+        assert!(!f.pending(10), "looked, nothing waiting");
+        f.earliest = Some(now + Duration::from_secs(1));
+        assert!(f.pending(10), "an assembly waits for its deadline");
     }
 
     /// Issue 10, item 6: inotify cannot be initialised (EMFILE: the user's

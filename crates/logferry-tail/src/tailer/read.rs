@@ -332,6 +332,7 @@ impl Runner {
     }
 
     pub(super) fn on_ack(&mut self, token: AckToken) {
+        self.ckpt_events = self.ckpt_events.wrapping_add(1);
         if let Some(key) = self.table.by_source(token.source) {
             let t = self.table.tracked(key);
             if t.tracker.ack(token.seq) {

@@ -286,6 +286,7 @@ impl Runner {
         if self.table.contains(key) {
             if self.table.get(key).is_some_and(|t| t.path != path) {
                 self.table.unmap_path(key);
+                self.ckpt_events = self.ckpt_events.wrapping_add(1);
                 let t = self.table.tracked(key);
                 t.path = path.clone();
                 if rotated_name && t.state == FileState::Active {
