@@ -334,6 +334,27 @@ impl Logferry {
         monitor.wait(&mut self.child)
     }
 
+    /// Waits up to 60 s for `GET /readyz` on the admin port to answer 2xx.
+    ///
+    /// # Errors
+    /// It did not; the message names `what` and carries the end of logferry's stderr.
+    pub async fn wait_ready(&self, http: &reqwest::Client, what: &str) -> Result<()> {
+        let ready = wait_until(Duration::from_secs(60), || async {
+            http.get(format!("{}/readyz", self.admin))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        if !ready {
+            anyhow::bail!(
+                "{what}: logferry not ready within 60 s; stderr:\n{}",
+                self.stderr_tail()
+            );
+        }
+        Ok(())
+    }
+
     /// The last lines of its stderr (for error messages).
     pub fn stderr_tail(&self) -> String {
         stderr_tail(&self.log_dir)

@@ -12,7 +12,7 @@
 use crate::generate::{self, Corpus, SplitMix64};
 use crate::harness::{self, mib, round, Binaries, EsDouble, Logferry, LogferryConfig};
 use crate::report::Table;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -572,19 +572,7 @@ pub async fn run(
         admin_port: harness::free_port()?,
     };
     let logferry = Logferry::start(&bins.logferry, &config, false, &scratch)?;
-    let ready = harness::wait_until(Duration::from_secs(60), || async {
-        http.get(format!("{}/readyz", logferry.admin))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    })
-    .await;
-    if !ready {
-        bail!(
-            "live: logferry never became ready; stderr:\n{}",
-            logferry.stderr_tail()
-        );
-    }
+    logferry.wait_ready(&http, "live").await?;
     let before = logferry.snapshot()?;
     let write_start = now_nanos();
     let (seconds, rotate_bytes, per_line) = (opts.seconds, opts.rotate_bytes, opts.per_line);

@@ -553,19 +553,7 @@ pub async fn run_fanout(
         admin_port: harness::free_port()?,
     };
     let logferry = Logferry::start(&bins.logferry, &config, false, &scratch)?;
-    let ready = harness::wait_until(Duration::from_secs(60), || async {
-        http.get(format!("{}/readyz", logferry.admin))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    })
-    .await;
-    if !ready {
-        bail!(
-            "fanout: logferry not ready within 60 s:\n{}",
-            logferry.stderr_tail()
-        );
-    }
+    logferry.wait_ready(&http, "fanout").await?;
     let before = logferry.snapshot()?;
     let started = Instant::now();
     let (t, o) = (config.tree.clone(), opts.clone());
