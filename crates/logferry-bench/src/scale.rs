@@ -362,16 +362,7 @@ pub async fn run_scale(
     let scratch = harness::fresh_dir(work, "scale")?;
     let double = EsDouble::start(&bins.es_double, &scratch)?;
     let http = reqwest::Client::new();
-    let config = LogferryConfig {
-        tree: tree.canonicalize()?,
-        data_dir: scratch.join("data"),
-        endpoint: double.url.clone(),
-        index: INDEX.into(),
-        gzip: false,
-        gzip_level: None,
-        admin_port: harness::free_port()?,
-    };
-    let logferry = Logferry::start(&bins.logferry, &config, false, &scratch)?;
+    let (logferry, config) = start_daemon(bins, &tree, &scratch, &double)?;
     let started = Instant::now();
     let arrived = harness::wait_until(Duration::from_secs(900), || async {
         stored_docs(&double, &http).await >= st.records
@@ -455,6 +446,29 @@ pub struct FanoutOptions {
     pub lines_per_pod: usize,
     /// Creation spread over this many seconds (0: as fast as possible).
     pub seconds: f64,
+}
+
+/// Starts `logferry run` (daemon, gzip off) on `tree` into `double`, its state under `scratch`.
+///
+/// # Errors
+/// `tree` cannot be resolved, no free port, or the process cannot start.
+fn start_daemon(
+    bins: &Binaries,
+    tree: &Path,
+    scratch: &Path,
+    double: &EsDouble,
+) -> Result<(Logferry, LogferryConfig)> {
+    let config = LogferryConfig {
+        tree: tree.canonicalize()?,
+        data_dir: scratch.join("data"),
+        endpoint: double.url.clone(),
+        index: INDEX.into(),
+        gzip: false,
+        gzip_level: None,
+        admin_port: harness::free_port()?,
+    };
+    let logferry = Logferry::start(&bins.logferry, &config, false, scratch)?;
+    Ok((logferry, config))
 }
 
 /// Figures of a `fanout` run.
@@ -543,16 +557,7 @@ pub async fn run_fanout(
     std::fs::create_dir_all(tree.join("var/log/containers"))?;
     let double = EsDouble::start(&bins.es_double, &scratch)?;
     let http = reqwest::Client::new();
-    let config = LogferryConfig {
-        tree: tree.canonicalize()?,
-        data_dir: scratch.join("data"),
-        endpoint: double.url.clone(),
-        index: INDEX.into(),
-        gzip: false,
-        gzip_level: None,
-        admin_port: harness::free_port()?,
-    };
-    let logferry = Logferry::start(&bins.logferry, &config, false, &scratch)?;
+    let (logferry, config) = start_daemon(bins, &tree, &scratch, &double)?;
     logferry.wait_ready(&http, "fanout").await?;
     let before = logferry.snapshot()?;
     let started = Instant::now();
