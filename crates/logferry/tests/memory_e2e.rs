@@ -19,6 +19,27 @@ const BYTES_PER_FILE: usize = 50 << 20;
 /// Generous: a debug build, 4 bulk requests of up to 5 MiB in flight, queues.
 const RSS_BOUND: u64 = 256 << 20;
 
+/// Lets `daemon` read as far as its bounds allow (8 s), then returns the
+/// bytes it had read (`logferry_tail_read_bytes_total`) then and 4 s later,
+/// after printing them with `what` and checking its peak RSS stays under
+/// [`RSS_BOUND`]. `total` is the bytes waiting on disk.
+fn read_while_paused(daemon: &Daemon, total: usize, what: &str) -> (f64, f64) {
+    std::thread::sleep(Duration::from_secs(8));
+    let read_early = daemon.metric("logferry_tail_read_bytes_total");
+    std::thread::sleep(Duration::from_secs(4));
+    let read_late = daemon.metric("logferry_tail_read_bytes_total");
+    let rss = daemon.peak_rss_bytes();
+    eprintln!(
+        "waiting on disk: {} MB; {what}: {:.1} MB; peak RSS {:.1} MiB",
+        total >> 20,
+        read_late / 1e6,
+        rss as f64 / (1 << 20) as f64
+    );
+    assert!(rss > 0, "VmHWM readable");
+    assert!(rss < RSS_BOUND, "peak RSS {rss} bytes exceeds {RSS_BOUND}");
+    (read_early, read_late)
+}
+
 #[test]
 fn memory_stays_bounded_while_elasticsearch_is_down_and_500_mb_wait() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -55,19 +76,8 @@ fn memory_stays_bounded_while_elasticsearch_is_down_and_500_mb_wait() {
     daemon.wait_ready(Duration::from_secs(20));
 
     // Let it read as far as its queues allow, then watch it stay there.
-    std::thread::sleep(Duration::from_secs(8));
-    let read_early = daemon.metric("logferry_tail_read_bytes_total");
-    std::thread::sleep(Duration::from_secs(4));
-    let read_late = daemon.metric("logferry_tail_read_bytes_total");
-    let rss = daemon.peak_rss_bytes();
-    eprintln!(
-        "waiting on disk: {} MB; read while Elasticsearch is down: {:.1} MB; peak RSS {:.1} MiB",
-        total >> 20,
-        read_late / 1e6,
-        rss as f64 / (1 << 20) as f64
-    );
-    assert!(rss > 0, "VmHWM readable");
-    assert!(rss < RSS_BOUND, "peak RSS {rss} bytes exceeds {RSS_BOUND}");
+    let (read_early, read_late) =
+        read_while_paused(&daemon, total, "read while Elasticsearch is down");
     assert!(
         read_late < (total as f64) * 0.2,
         "reading must pause while Elasticsearch is down: read {read_late} of {total} bytes"
@@ -176,19 +186,7 @@ fn memory_stays_bounded_in_kubernetes_mode_while_300_mb_wait_for_unknown_pods() 
 
     // Every file waits up to lookup_wait (20 s) for its pod: reading pauses
     // at the bound instead of queueing the backlog.
-    std::thread::sleep(Duration::from_secs(8));
-    let read_early = daemon.metric("logferry_tail_read_bytes_total");
-    std::thread::sleep(Duration::from_secs(4));
-    let read_late = daemon.metric("logferry_tail_read_bytes_total");
-    let rss = daemon.peak_rss_bytes();
-    eprintln!(
-        "waiting on disk: {} MB; read while pods are unknown: {:.1} MB; peak RSS {:.1} MiB",
-        total >> 20,
-        read_late / 1e6,
-        rss as f64 / (1 << 20) as f64
-    );
-    assert!(rss > 0, "VmHWM readable");
-    assert!(rss < RSS_BOUND, "peak RSS {rss} bytes exceeds {RSS_BOUND}");
+    let (read_early, read_late) = read_while_paused(&daemon, total, "read while pods are unknown");
     assert_eq!(
         es.document_count(),
         0,

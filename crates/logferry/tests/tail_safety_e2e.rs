@@ -97,6 +97,23 @@ fn files_mode_a_link_to_a_secret_outside_the_roots_is_not_shipped_and_is_counted
     }
 }
 
+/// The line of `small.log` beside the huge file.
+const SMALL_LINE: &str = "a normal line";
+
+/// A files-mode daemon with `config` (YAML lines added to the setup's), ready,
+/// reading `small.log` (one line, [`SMALL_LINE`]) and `huge.log`: 512 GiB of
+/// holes without a newline (sparse: no disk space).
+fn start_with_a_huge_file(config: &str) -> (FilesSetup, Daemon) {
+    let setup = FilesSetup::new(config);
+    std::fs::write(setup.logs.join("small.log"), format!("{SMALL_LINE}\n")).unwrap();
+    let huge = std::fs::File::create(setup.logs.join("huge.log")).unwrap();
+    huge.set_len(512 << 30).unwrap(); // 512 GiB of holes
+    drop(huge);
+    let mut daemon = setup.start(&[]);
+    daemon.wait_ready(Duration::from_secs(30));
+    (setup, daemon)
+}
+
 /// One file the size of a disk without a single newline (sparse: it costs no
 /// space, and reading its holes is as fast as reading can be). Before, the
 /// tailer read all of it in one go before it looked at anything else, so a
@@ -104,13 +121,8 @@ fn files_mode_a_link_to_a_secret_outside_the_roots_is_not_shipped_and_is_counted
 /// reading yields every MiB and the process stops at once, cleanly.
 #[test]
 fn sigterm_ends_a_run_reading_a_huge_file_without_newlines_within_the_drain_timeout() {
-    let setup = FilesSetup::new("node_name: budget-test\nshutdown: {drain_timeout: 30s}");
-    std::fs::write(setup.logs.join("small.log"), "a normal line\n").unwrap();
-    let huge = std::fs::File::create(setup.logs.join("huge.log")).unwrap();
-    huge.set_len(512 << 30).unwrap(); // 512 GiB of holes
-    drop(huge);
-    let mut daemon = setup.start(&[]);
-    daemon.wait_ready(Duration::from_secs(30));
+    let (_setup, mut daemon) =
+        start_with_a_huge_file("node_name: budget-test\nshutdown: {drain_timeout: 30s}");
     // Reading is under way (the read counter moves while the file is read,
     // not only once it is done)...
     assert!(
@@ -124,7 +136,7 @@ fn sigterm_ends_a_run_reading_a_huge_file_without_newlines_within_the_drain_time
     assert!(wait_for(Duration::from_secs(30), || messages(
         &daemon.stdout()
     )
-    .contains(&"a normal line".to_owned())));
+    .contains(&SMALL_LINE.to_owned())));
     let t0 = Instant::now();
     daemon.signal(15);
     let code = daemon.wait_exit(Duration::from_secs(120));
@@ -225,17 +237,12 @@ fn without_inotify_instances_logferry_warns_once_and_ships_by_polling() {
 /// so nothing read is undelivered).
 #[test]
 fn quitquitquit_with_a_huge_file_without_newlines_ends_at_the_drain_timeout() {
-    let setup = FilesSetup::new("node_name: budget-quit-test\nshutdown: {drain_timeout: 3s}");
-    std::fs::write(setup.logs.join("small.log"), "a normal line\n").unwrap();
-    let huge = std::fs::File::create(setup.logs.join("huge.log")).unwrap();
-    huge.set_len(512 << 30).unwrap();
-    drop(huge);
-    let mut daemon = setup.start(&[]);
-    daemon.wait_ready(Duration::from_secs(30));
+    let (setup, mut daemon) =
+        start_with_a_huge_file("node_name: budget-quit-test\nshutdown: {drain_timeout: 3s}");
     assert!(wait_for(Duration::from_secs(30), || messages(
         &daemon.stdout()
     )
-    .contains(&"a normal line".to_owned())));
+    .contains(&SMALL_LINE.to_owned())));
     let (status, _) = http(setup.admin, "POST", "/quitquitquit").unwrap();
     assert_eq!(status, 200);
     let code = daemon.wait_exit(Duration::from_secs(120));
