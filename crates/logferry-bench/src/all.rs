@@ -75,41 +75,39 @@ fn headline_figures(mode: &str) -> &'static [&'static str] {
 
 /// Groups `runs` by `name` (first-seen order) and summarises each group's headline figures.
 pub fn summarise(runs: &[serde_json::Value]) -> Vec<Headline> {
-    let mut out: Vec<Headline> = Vec::new();
+    let mut groups: Vec<(&str, &'static str, Vec<f64>)> = Vec::new();
     for r in runs {
         let name = r["name"].as_str().unwrap_or("?");
         for &figure in headline_figures(r["mode"].as_str().unwrap_or("")) {
             let Some(v) = r[figure].as_f64() else {
                 continue;
             };
-            match out
-                .iter_mut()
-                .find(|h| h.name == name && h.figure == figure)
-            {
-                Some(h) => h.values.push(v),
-                None => out.push(Headline {
-                    name: name.to_string(),
-                    figure,
-                    values: vec![v],
-                    min: 0.0,
-                    median: 0.0,
-                    max: 0.0,
-                }),
+            match groups.iter_mut().find(|g| g.0 == name && g.1 == figure) {
+                Some(g) => g.2.push(v),
+                None => groups.push((name, figure, vec![v])),
             }
         }
     }
-    for h in &mut out {
-        let mut s = h.values.clone();
-        s.sort_by(f64::total_cmp);
-        h.min = s[0];
-        h.max = s[s.len() - 1];
-        h.median = if s.len() % 2 == 1 {
-            s[s.len() / 2]
-        } else {
-            (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0
-        };
-    }
-    out
+    groups
+        .into_iter()
+        .map(|(name, figure, values)| {
+            let mut s = values.clone();
+            s.sort_by(f64::total_cmp);
+            let n = s.len();
+            Headline {
+                name: name.to_string(),
+                figure,
+                min: s[0],
+                median: if n % 2 == 1 {
+                    s[n / 2]
+                } else {
+                    (s[n / 2 - 1] + s[n / 2]) / 2.0
+                },
+                max: s[n - 1],
+                values,
+            }
+        })
+        .collect()
 }
 
 /// The Markdown table of [`summarise`]'s output.
