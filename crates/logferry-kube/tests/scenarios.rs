@@ -389,10 +389,17 @@ async fn s5_api_down_at_start_then_back() {
     assert!(!h.store.is_synced());
     found(h.store.lookup(&path, None).await);
     let unknown = log_path("default", "app-2", "uid-app-2", "app");
-    assert_eq!(
-        path_only(h.store.lookup(&unknown, None).await).1,
-        PathOnlyReason::ApiUnavailable
-    );
+    // The namespaces watch may report the 403 before the pods watch does
+    // (not synced, API not yet unavailable): wait for the pods watch.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reason = path_only(h.store.lookup(&unknown, None).await).1;
+        if reason == PathOnlyReason::ApiUnavailable {
+            break;
+        }
+        assert!(Instant::now() < until, "still {reason:?} after 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // 500s: still degraded, with its own label.
     h.double.set_fault(Fault::ServerError);
